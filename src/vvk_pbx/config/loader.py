@@ -1,0 +1,208 @@
+"""Loading the ops config file, reporting every error as ``FILE: key.path: reason`` (O1).
+
+Errors::
+
+    ConfigError(ValueError)      the file is missing, is not TOML, or does not validate;
+                                 ``.problems`` lists every problem found, never only the first
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from vvk_pbx.config.model import Settings
+
+ENV_VAR = "VVK_PBX_CONFIG"
+DEFAULT_PATH = Path("config/vvk-pbx.toml")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One config error: the file, the dotted key path (``staff[2].extension``) and the reason."""
+
+    file: str
+    key: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.key}: {self.reason}"
+
+
+class ConfigError(ValueError):
+    """The config could not be loaded. ``problems`` holds every error found."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def default_path() -> Path:
+    """``$VVK_PBX_CONFIG``, else ``config/vvk-pbx.toml`` relative to the working directory."""
+    env = os.environ.get(ENV_VAR)
+    return Path(env) if env else DEFAULT_PATH
+
+
+def load(path: Path | str | None = None) -> Settings:
+    """Read and validate the config file. Raises ``ConfigError`` listing every problem."""
+    file = Path(path) if path is not None else default_path()
+    name = str(file)
+    try:
+        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([Problem(name, "(file)", "no such file")]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError([Problem(name, "(file)", f"cannot be read: {exc}")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([Problem(name, "(syntax)", f"not valid TOML: {exc}")]) from None
+    return validate(raw, name)
+
+
+def validate(raw: dict[str, Any], file: str) -> Settings:
+    """Validate already-parsed TOML. Raises ``ConfigError`` listing every problem."""
+    problems: list[Problem] = []
+    settings: Settings | None = None
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems.extend(_from_pydantic(exc, file))
+    problems.extend(Problem(file, key, reason) for key, reason in cross_checks(raw))
+    if problems or settings is None:
+        raise ConfigError(sorted(set(problems), key=_order))
+    return settings
+
+
+def _order(problem: Problem) -> tuple[str, str]:
+    return problem.key, problem.reason
+
+
+def key_path(loc: Sequence[int | str]) -> str:
+    """``("staff", 2, "extension")`` -> ``"staff[2].extension"`` (indices count from 0)."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out or "(top level)"
+
+
+def _from_pydantic(exc: ValidationError, file: str) -> Iterator[Problem]:
+    for err in exc.errors(include_url=False):
+        # Pydantic adds the validator's name to loc for Annotated/union members;
+        # keep only the parts that are keys or indices of the file.
+        loc = [p for p in err["loc"] if isinstance(p, int) or not _is_internal(p)]
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            reason = "unknown key" + _suggestion(loc)
+        elif kind == "missing":
+            reason = "required key is missing"
+        else:
+            reason = str(err["msg"]).removeprefix("Value error, ")
+            if kind in ("string_pattern_mismatch",) and "input" in err:
+                reason = f"{err['input']!r} does not match {err['ctx']['pattern']}"
+        yield Problem(file, key_path(loc), reason)
+
+
+def _is_internal(part: str) -> bool:
+    return part.startswith(("function-", "tuple[", "union[", "lax-or-strict")) or part in (
+        "TimeRange",
+    )
+
+
+def _suggestion(loc: Sequence[int | str]) -> str:
+    allowed = _allowed_keys(Settings, loc[:-1])
+    if not loc or not allowed:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else f" (allowed: {', '.join(allowed)})"
+
+
+def _allowed_keys(model: type[BaseModel], loc: Sequence[int | str]) -> list[str]:
+    current: type[BaseModel] | None = model
+    for part in loc:
+        if current is None:
+            return []
+        if isinstance(part, int):
+            continue
+        info = current.model_fields.get(part)
+        current = None if info is None else _model_in(info.annotation)
+    return sorted(current.model_fields) if current is not None else []
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated or origin in (tuple, typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def cross_checks(raw: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """Checks that span tables, run on the raw file so they report even when other keys fail.
+
+    Yields ``(key path, reason)``: an extension used twice (staff and operators
+    share one numbering plan), a person in an unknown unit, a duplicate unit id,
+    on-call digit or reason code.
+    """
+    seen_ext: dict[str, str] = {}
+    for table in ("operators", "staff"):
+        for i, entry in _entries(raw, table):
+            ext = entry.get("extension")
+            if not isinstance(ext, str):
+                continue
+            here = f"{table}[{i}]"
+            who = entry.get("name", "?")
+            if ext in seen_ext:
+                yield (
+                    f"{here}.extension",
+                    f"extension {ext} ({who}) is already used by {seen_ext[ext]}",
+                )
+            else:
+                seen_ext[ext] = f"{here} ({who})"
+    yield from _unique(raw, "units", "id", "unit id")
+    yield from _unique(raw, "on_call", "digit", "on-call digit")
+    yield from _unique(raw, "referral_reasons", "code", "reason code")
+    yield from _unique(raw, "referral_reasons", "name", "reason name")
+    unit_ids = {e.get("id") for _, e in _entries(raw, "units")}
+    for i, person in _entries(raw, "staff"):
+        unit = person.get("unit")
+        if isinstance(unit, str) and unit not in unit_ids:
+            known = ", ".join(sorted(str(u) for u in unit_ids)) or "none"
+            yield f"staff[{i}].unit", f"unknown unit {unit!r} (units: {known})"
+
+
+def _entries(raw: dict[str, Any], table: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    entries = raw.get(table)
+    if isinstance(entries, list):
+        for i, entry in enumerate(entries):
+            if isinstance(entry, dict):
+                yield i, entry
+
+
+def _unique(raw: dict[str, Any], table: str, key: str, what: str) -> Iterator[tuple[str, str]]:
+    seen: dict[Any, int] = {}
+    for i, entry in _entries(raw, table):
+        value = entry.get(key)
+        if value is None or isinstance(value, (dict, list)):
+            continue
+        if value in seen:
+            yield (
+                f"{table}[{i}].{key}",
+                f"{what} {value!r} is already used by {table}[{seen[value]}]",
+            )
+        else:
+            seen[value] = i

@@ -1,0 +1,292 @@
+"""Frozen, typed settings of the ops config file (``config/vvk-pbx.toml``), validated by pydantic.
+
+Every table forbids unknown keys, so a misspelt key is an error, not a silent
+default. Cross-references between tables (a person's unit, unique extensions)
+are checked in ``vvk_pbx.config.loader`` so that they are reported even when
+some other part of the file is broken.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import typing
+from datetime import date, datetime, time
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+
+from vvk_pbx.domain.calendar import (
+    ClosedDay,
+    DateHours,
+    HoursPolicy,
+    ManualSwitch,
+    PeriodHours,
+    TimeRange,
+)
+
+_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+
+
+def parse_clock(text: str) -> time:
+    """``"08:00"`` -> ``time(8, 0)``. Raises ``ValueError`` for an impossible time."""
+    match = _CLOCK.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a time: write HH:MM, for example 08:00")
+    hour, minute = int(match[1]), int(match[2])
+    if hour > 23 or minute > 59:
+        raise ValueError(f"{text!r} is an impossible time: hours go 00–23 and minutes 00–59")
+    return time(hour, minute)
+
+
+def _parse_range(value: Any) -> Any:
+    """``"08:00-16:00"`` (hyphen or en dash) -> ``TimeRange``; other values pass to pydantic."""
+    if not isinstance(value, str):
+        return value
+    parts = re.split(r"\s*[-–]\s*", value.strip())
+    if len(parts) != 2:
+        raise ValueError(
+            f"{value!r} is not a time range: write HH:MM-HH:MM, for example 08:00-16:00"
+        )
+    start, end = parse_clock(parts[0]), parse_clock(parts[1])
+    if start >= end:
+        raise ValueError(f"{value!r}: the start must be before the end")
+    return TimeRange(start, end)
+
+
+def _sorted_disjoint(ranges: tuple[TimeRange, ...]) -> tuple[TimeRange, ...]:
+    ordered = tuple(sorted(ranges))
+    for before, after in itertools.pairwise(ordered):
+        if after.start < before.end:
+            raise ValueError(f"{before} and {after} overlap")
+    return ordered
+
+
+Range = Annotated[TimeRange, BeforeValidator(_parse_range)]
+Ranges = Annotated[tuple[Range, ...], AfterValidator(_sorted_disjoint)]
+Extension = Annotated[str, Field(pattern=r"^[0-9]{2,6}$", description="2–6 digits")]
+PhoneNumber = Annotated[
+    str,
+    Field(
+        pattern=r"^\+?[0-9][0-9 -]*[0-9]$",
+        description="digits, optionally with a leading + and spaces or hyphens",
+    ),
+]
+Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", description="lower-case id")]
+Text = Annotated[str, Field(min_length=1)]
+
+
+def digits_of(number: str) -> str:
+    """The dialable digits of a configured phone number (``"0123-191 00"`` -> ``"012319100"``)."""
+    return re.sub(r"[ -]", "", number)
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Site(Section):
+    name: Text
+    timezone: str = "Europe/Stockholm"
+
+    @model_validator(mode="after")
+    def _known_zone(self) -> Site:
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {self.timezone!r}") from exc
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+
+class Weekly(Section):
+    monday: Ranges = ()
+    tuesday: Ranges = ()
+    wednesday: Ranges = ()
+    thursday: Ranges = ()
+    friday: Ranges = ()
+    saturday: Ranges = ()
+    sunday: Ranges = ()
+
+    def as_tuple(self) -> tuple[tuple[TimeRange, ...], ...]:
+        return (
+            self.monday,
+            self.tuesday,
+            self.wednesday,
+            self.thursday,
+            self.friday,
+            self.saturday,
+            self.sunday,
+        )
+
+
+class Hours(Section):
+    weekly: Weekly
+    lunch: Range | None = None
+    half_day: Ranges
+
+
+class ClosedDate(Section):
+    date: date
+    reason: Text
+
+
+class DateOverride(Section):
+    """Exact hours for one date; they beat the holiday rules. Empty hours close it."""
+
+    date: date
+    hours: Ranges
+    reason: Text
+
+
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+WEEKDAY_NAMES: tuple[Weekday, ...] = typing.get_args(Weekday)
+
+
+class Period(Section):
+    """Hours replacing the weekly hours on ``weekdays`` from ``start`` to ``end`` (inclusive)."""
+
+    start: date
+    end: date
+    weekdays: tuple[Weekday, ...] = WEEKDAY_NAMES[:5]
+    hours: Ranges
+    reason: Text
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+
+class Switch(Section):
+    state: Literal["open", "closed"]
+    start: datetime | None = None
+    end: datetime
+    reason: Text
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Switch:
+        if self.start is not None and _naive(self.start) >= _naive(self.end):
+            raise ValueError(f"end {self.end} is not after start {self.start}")
+        return self
+
+
+def _naive(at: datetime) -> datetime:
+    # Only for ordering two values from the same file, which share one zone.
+    return at.replace(tzinfo=None)
+
+
+class Overrides(Section):
+    closed: tuple[ClosedDate, ...] = ()
+    day: tuple[DateOverride, ...] = ()
+    period: tuple[Period, ...] = ()
+    switch: tuple[Switch, ...] = ()
+
+
+class Ring(Section):
+    """A1: the ring cadence and the answer goal."""
+
+    tone_ms: int = Field(default=1000, gt=0)
+    pause_ms: int = Field(default=5000, ge=0)
+    goal_rings: int = Field(default=4, ge=1)
+
+    @property
+    def cycle_ms(self) -> int:
+        return self.tone_ms + self.pause_ms
+
+
+class OnCall(Section):
+    """H5: an on-call service (journummer) read out by the central answering machine."""
+
+    name: Text
+    number: PhoneNumber
+    digit: Annotated[str, Field(pattern=r"^[0-9]$", description="one digit 0–9")]
+
+
+class Operator(Section):
+    name: Text
+    extension: Extension
+
+
+class Unit(Section):
+    """A unit (enhet) within a sector (sektor). Its members are the staff whose ``unit`` names it."""
+
+    id: Slug
+    name: Text
+    sector: Text
+
+
+class Person(Section):
+    """D1: one entry of the staff directory."""
+
+    name: Text
+    extension: Extension
+    mobile: PhoneNumber | None = None
+    unit: Slug
+    title: Text
+
+
+class Reason(Section):
+    """R1: a referral reason code with the Swedish phrase callers hear ("är på möte")."""
+
+    code: int = Field(ge=0, le=99)
+    name: Slug
+    phrase: Text
+
+
+class Settings(Section):
+    """The whole ops config. Build it with ``vvk_pbx.config.load``."""
+
+    site: Site
+    hours: Hours
+    overrides: Overrides = Overrides()
+    ring: Ring = Ring()
+    on_call: tuple[OnCall, ...] = ()
+    operators: tuple[Operator, ...] = Field(min_length=1)
+    units: tuple[Unit, ...] = ()
+    staff: tuple[Person, ...] = ()
+    referral_reasons: tuple[Reason, ...] = ()
+
+    def hours_policy(self) -> HoursPolicy:
+        """The calendar's view of this config; naive override datetimes are in the site's zone."""
+        tz = self.site.tz
+
+        def aware(at: datetime) -> datetime:
+            return at if at.tzinfo is not None else at.replace(tzinfo=tz)
+
+        return HoursPolicy(
+            timezone=tz,
+            weekly=self.hours.weekly.as_tuple(),
+            lunch=self.hours.lunch,
+            half_day=self.hours.half_day,
+            closed_days=tuple(ClosedDay(c.date, c.reason) for c in self.overrides.closed),
+            date_hours=tuple(DateHours(d.date, d.hours, d.reason) for d in self.overrides.day),
+            periods=tuple(
+                PeriodHours(
+                    first=p.start,
+                    last=p.end,
+                    weekdays=frozenset(WEEKDAY_NAMES.index(w) for w in p.weekdays),
+                    ranges=p.hours,
+                    reason=p.reason,
+                )
+                for p in self.overrides.period
+            ),
+            switches=tuple(
+                ManualSwitch(
+                    is_open=s.state == "open",
+                    start=None if s.start is None else aware(s.start),
+                    end=aware(s.end),
+                    reason=s.reason,
+                )
+                for s in self.overrides.switch
+            ),
+        )
+
+    def unit_members(self, unit_id: str) -> tuple[Person, ...]:
+        """The unit's staff in directory order, which is the order colleagues are offered (A5)."""
+        return tuple(p for p in self.staff if p.unit == unit_id)

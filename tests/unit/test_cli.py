@@ -1,0 +1,127 @@
+"""The ``vvk-pbx`` commands, through the installed console script and typer's runner."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tests.conftest import ROOT, SAMPLE_CONFIG
+from vvk_pbx.cli import app
+
+runner = CliRunner()
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    result = runner.invoke(app, [*args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def hours_at(at: str) -> dict[str, object]:
+    code, out, err = run("hours", "--config", str(SAMPLE_CONFIG), "--at", at, "--json")
+    assert code == 0, err
+    parsed: dict[str, object] = json.loads(out)
+    return parsed
+
+
+def test_after_noon_on_the_day_before_ascension_is_closed() -> None:
+    assert hours_at("2026-05-13T12:30") == {
+        "open": False,
+        "reason": "Stängt – Dag före Kristi himmelsfärdsdag: 08:00–12:00",
+        "next_change": "2026-05-15T08:00:00+02:00",
+    }
+
+
+def test_morning_on_the_day_before_ascension_is_open() -> None:
+    result = hours_at("2026-05-13T11:00")
+    assert result["open"] is True
+    assert result["next_change"] == "2026-05-13T12:00:00+02:00"
+
+
+def test_at_with_an_offset_is_respected() -> None:
+    # 09:30 UTC is 11:30 in Stockholm (summer time): open; 10:30 UTC is 12:30: closed.
+    assert hours_at("2026-05-13T09:30+00:00")["open"] is True
+    assert hours_at("2026-05-13T10:30:00Z")["open"] is False
+
+
+def test_year_json_lists_differing_days() -> None:
+    code, out, _ = run("hours", "--config", str(SAMPLE_CONFIG), "--year", "2026", "--json")
+    assert code == 0
+    days = {d["date"]: d for d in json.loads(out)}
+    assert days["2026-12-24"] == {
+        "date": "2026-12-24",
+        "intervals": [["08:00", "12:00"]],
+        "reason": "Julafton",
+    }
+    assert days["2026-12-25"]["intervals"] == []
+    assert days["2026-08-21"]["reason"] == "Personaldag, växeln stängd"
+    assert days["2026-09-13"]["intervals"] == [["09:00", "12:00"]]
+    assert "2026-12-23" not in days
+
+
+def test_year_table_is_readable() -> None:
+    code, out, _ = run("hours", "--config", str(SAMPLE_CONFIG), "--year", "2026")
+    assert code == 0
+    assert "Dag före Kristi himmelsfärdsdag" in out
+    assert "2026-06-05" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--at", "tomorrow"], "is not an ISO 8601 time"),
+        ([], "give exactly one of --year or --at"),
+        (["--at", "2026-05-13T11:00", "--year", "2026"], "give exactly one of --year or --at"),
+    ],
+)
+def test_bad_hours_arguments_are_explained(args: list[str], message: str) -> None:
+    code, _, err = run("hours", "--config", str(SAMPLE_CONFIG), *args)
+    assert code == 2
+    assert message in err
+
+
+def test_check_config_ok() -> None:
+    code, out, _ = run("check-config", str(SAMPLE_CONFIG))
+    assert code == 0
+    assert "OK (2 operators, 4 units, 12 staff, 3 on-call services)" in out
+
+
+def test_check_config_lists_every_error_one_per_line(tmp_path: Path) -> None:
+    text = SAMPLE_CONFIG.read_text(encoding="utf-8")
+    text = text.replace('lunch = "12:00-13:00"', 'lunhc = "12:00-13:00"', 1)
+    text = text.replace('friday = ["08:00-16:00"]', 'friday = ["08:00-16:61"]', 1)
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text, encoding="utf-8")
+    code, _, err = run("check-config", str(bad))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert lines == [
+        f"{bad}: hours.lunhc: unknown key (did you mean 'lunch'?)",
+        f"{bad}: hours.weekly.friday[0]: '16:61' is an impossible time: "
+        "hours go 00–23 and minutes 00–59",
+        "2 error(s) in the config.",
+    ]
+
+
+def test_hours_with_a_broken_config_exits_with_the_errors(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[site]\nname = 'x'\n", encoding="utf-8")
+    code, _, err = run("hours", "--config", str(bad), "--at", "2026-05-13T11:00")
+    assert code == 2
+    assert f"{bad}: hours: required key is missing" in err
+
+
+def test_console_script_is_installed() -> None:
+    exe = shutil.which("vvk-pbx") or str(ROOT / ".venv" / "bin" / "vvk-pbx")
+    proc = subprocess.run(
+        [exe, "hours", "--at", "2026-12-24T11:59", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(proc.stdout)["open"] is True
