@@ -13,7 +13,14 @@ from rich.console import Console
 from rich.table import Table
 
 from vvk_pbx.config import ConfigError, Settings, default_path, load
-from vvk_pbx.domain.calendar import Calendar, DaySchedule, Status
+from vvk_pbx.domain.calendar import (
+    SUPPORTED_YEARS,
+    WEEKDAYS_SV,
+    Calendar,
+    DaySchedule,
+    Status,
+    UnsupportedYearError,
+)
 
 app = typer.Typer(
     help="vvk-pbx: the switchboard (växel) and referral (hänvisning) system on Asterisk.",
@@ -30,7 +37,8 @@ ConfigOption = Annotated[
     typer.Option(
         "--config",
         "-c",
-        help="The ops config file [default: $VVK_PBX_CONFIG or config/vvk-pbx.toml].",
+        readable=False,
+        help="The ops config file (default: $VVK_PBX_CONFIG or config/vvk-pbx.toml).",
         show_default=False,
     ),
 ]
@@ -50,7 +58,10 @@ def _load_or_exit(path: Path | None) -> Settings:
 def check_config(
     path: Annotated[
         Path | None,
-        typer.Argument(help="The file to check [default: $VVK_PBX_CONFIG or config/vvk-pbx.toml]."),
+        typer.Argument(
+            help="The file to check (default: $VVK_PBX_CONFIG or config/vvk-pbx.toml).",
+            readable=False,  # the loader reports an unreadable file as FILE: (file): reason
+        ),
     ] = None,
 ) -> None:
     """Validate the ops config. Exit 0 if valid; else list every error as FILE: key.path: reason."""
@@ -97,8 +108,8 @@ def hours(
         int | None,
         typer.Option(
             help="List every day of YEAR whose hours differ from the normal week.",
-            min=1900,
-            max=9999,
+            min=SUPPORTED_YEARS.start,
+            max=SUPPORTED_YEARS.stop - 1,
         ),
     ] = None,
     at: Annotated[
@@ -115,7 +126,10 @@ def hours(
     settings = _load_or_exit(config)
     calendar = Calendar(settings.hours_policy())
     if at is not None:
-        status = calendar.status(parse_instant(at, settings))
+        try:
+            status = calendar.status(parse_instant(at, settings))
+        except UnsupportedYearError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--at") from None
         if as_json:
             out.print_json(json.dumps(status_json(status), ensure_ascii=False))
             return
@@ -138,7 +152,7 @@ def hours(
     for d in days:
         table.add_row(
             d.day.isoformat(),
-            d.day.strftime("%a"),
+            WEEKDAYS_SV[d.day.weekday()],
             ", ".join(str(r) for r in d.ranges) or "stängt",
             d.reason,
         )

@@ -18,6 +18,7 @@ from vvk_pbx.domain.calendar import (
     ManualSwitch,
     PeriodHours,
     TimeRange,
+    UnsupportedYearError,
 )
 
 NINE_TO_FIVE = (TimeRange(time(8), time(16)),)
@@ -324,9 +325,46 @@ def test_add_working_days_refuses_negative(cal: Calendar) -> None:
         cal.add_working_days(local("2026-11-30T10:00"), -1)
 
 
-def test_closed_override_is_not_a_working_day() -> None:
-    cal = Calendar(policy(closed_days=(ClosedDay(date(2026, 12, 1), "Stängt"),)))
-    assert cal.add_working_days(local("2026-11-30T10:00"), 1) == local("2026-12-02T10:00")
+def test_switchboard_overrides_do_not_change_working_days() -> None:
+    # A closed switchboard day is still a working day for staff; an election
+    # Sunday on which the switchboard opens is not.
+    cal = Calendar(
+        policy(
+            closed_days=(ClosedDay(date(2026, 12, 1), "Personaldag"),),
+            date_hours=(DateHours(date(2026, 12, 6), (TimeRange(time(9), time(12)),), "Val"),),
+        )
+    )
+    assert cal.is_working_day(date(2026, 12, 1))
+    assert not cal.is_working_day(date(2026, 12, 6))
+    assert cal.add_working_days(local("2026-11-30T10:00"), 1) == local("2026-12-01T10:00")
+    assert cal.add_working_days(local("2026-12-04T15:00"), 1) == local("2026-12-07T15:00")
+
+
+def test_half_day_rule_only_shortens() -> None:
+    short_friday = (TimeRange(time(8), time(10)),)
+    saturday = (TimeRange(time(10), time(14)),)
+    cal = Calendar(policy(weekly=(NINE_TO_FIVE,) * 4 + (short_friday, saturday, ())))
+    # 2026-06-05 is a Friday before National Day: 08-10 stays 08-10.
+    assert cal.schedule(date(2026, 6, 5)).ranges == short_friday
+    # Påskafton 2026-04-04 is a Saturday eve: 10-14 becomes 10-12, not 08-12.
+    assert cal.schedule(date(2026, 4, 4)).ranges == (TimeRange(time(10), time(12)),)
+
+
+@pytest.mark.parametrize("day", [date(1952, 12, 25), date(2101, 1, 1)])
+def test_years_without_holiday_data_are_refused(cal: Calendar, day: date) -> None:
+    with pytest.raises(UnsupportedYearError, match="covers 1953–2100"):
+        cal.schedule(day)
+
+
+def test_instant_far_outside_the_data_is_refused(cal: Calendar) -> None:
+    with pytest.raises(UnsupportedYearError):
+        cal.status(datetime(9999, 12, 31, 23, 0, tzinfo=UTC))
+    with pytest.raises(UnsupportedYearError):
+        cal.status(datetime.fromisoformat("0001-01-01T00:00+05:00"))
+
+
+def test_next_change_stops_where_the_data_ends(cal: Calendar) -> None:
+    assert cal.next_change(local("2100-12-31T17:00")) is None
 
 
 # ---- the property: next_change is later, flips, and nothing flips before it ------------

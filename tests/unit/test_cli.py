@@ -74,6 +74,9 @@ def test_year_table_is_readable() -> None:
     ("args", "message"),
     [
         (["--at", "tomorrow"], "is not an ISO 8601 time"),
+        (["--at", "9999-12-31T12:00"], "covers 1953–2100"),
+        (["--at", "0001-01-01T00:00+05:00"], "covers 1953–2100"),
+        (["--year", "2101"], "less than or equal to 2100"),
         ([], "give exactly one of --year or --at"),
         (["--at", "2026-05-13T11:00", "--year", "2026"], "give exactly one of --year or --at"),
     ],

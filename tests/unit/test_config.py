@@ -84,7 +84,7 @@ def test_every_error_line_has_file_key_and_reason(tmp_path: Path) -> None:
     assert all(pattern.match(line) for line in found), found
     keys = {line.split(": ")[1] for line in found}
     assert keys >= {
-        "site",
+        "site.timezone",
         "ring.goal_rings",
         "on_call[1].digit",
         "staff[3].unit",
@@ -92,7 +92,7 @@ def test_every_error_line_has_file_key_and_reason(tmp_path: Path) -> None:
         "operators[1].extension",
         "referral_reasons[2].code",
         "hours.weekly.tuesday",
-        "overrides.period[0]",
+        "overrides.period[0].end",
     }, found
     joined = "\n".join(found)
     assert "unknown time zone 'Europe/Valdemarsvik'" in joined
@@ -149,7 +149,9 @@ def test_switch_must_end_after_it_starts(tmp_path: Path) -> None:
         ),
     )
     [line] = problems(path)
-    assert "overrides.switch[0]: end 2026-12-01 09:30:00 is not after start" in line
+    assert line.endswith(
+        "overrides.switch[0].end: end 2026-12-01 09:30:00 is not after start 2026-12-01 10:00:00"
+    )
 
 
 def test_switch_in_config_reaches_the_calendar(tmp_path: Path) -> None:
@@ -175,3 +177,98 @@ def test_switch_in_config_reaches_the_calendar(tmp_path: Path) -> None:
 def test_env_var_names_the_default_file(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VVK_PBX_CONFIG", str(SAMPLE_CONFIG))
     assert load().site.name == "Valdemarsviks kommun"
+
+
+def _switch(tmp_path: Path, start: str, end: str) -> Path:
+    return write_variant(
+        tmp_path,
+        ("# [[overrides.switch]]\n# state", "[[overrides.switch]]\nstate"),
+        (
+            "# start = 2026-12-01T10:00:00\n# end = 2026-12-01T11:30:00\n# reason",
+            f"start = {start}\nend = {end}\nreason",
+        ),
+    )
+
+
+def test_switch_order_respects_offsets(tmp_path: Path) -> None:
+    # 10:30+01:00 is 09:30 UTC: before a 10:00 UTC start.
+    bad = _switch(tmp_path, "2026-12-01T10:00:00Z", "2026-12-01T10:30:00+01:00")
+    assert [p.split(": ")[1] for p in problems(bad)] == ["overrides.switch[0].end"]
+    # 09:30 UTC is 10:30 in Stockholm: after a local 10:00 start.
+    good = _switch(tmp_path, "2026-12-01T10:00:00", "2026-12-01T09:30:00Z")
+    assert load(good).overrides.switch[0].reason == "Brandövning"
+
+
+def test_switch_end_must_have_a_time(tmp_path: Path) -> None:
+    [line] = problems(_switch(tmp_path, "2026-12-01T10:00:00", "2026-12-02"))
+    assert "overrides.switch[0].end: expected a date and time" in line
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "reason"),
+    [
+        (
+            'timezone = "Europe/Stockholm"',
+            'timezone = "Europe"',
+            "site.timezone",
+            "unknown time zone",
+        ),
+        ('id = "ifo"', 'id = ["ifo"]', "units[1].id", "expected text in quotes"),
+        ("tone_ms = 1000", "tone_ms = true", "ring.tone_ms", "whole number"),
+        ("tone_ms = 1000", 'tone_ms = "1000"', "ring.tone_ms", "whole number"),
+        ("date = 2026-08-21", "date = 1787270400", "overrides.closed[0].date", "expected a date"),
+        ('lunch = "12:00-13:00"', "lunch = 12:00:00", "hours.lunch", "write it in quotes"),
+        ("saturday = []", 'saturday = "08:00-12:00"', "hours.weekly.saturday", "expected a list"),
+        (
+            'monday = ["08:00-16:00"]',
+            'monday = ["٠٨:٠٠-١٦:٠٠"]',
+            "hours.weekly.monday[0]",
+            "is not a time",
+        ),
+        ('name = "Anna Berg"', 'name = "   "', "staff[0].name", "at least 1 character"),
+        ('name = "Anna Berg"', 'name = "Anna\u202eBerg"', "staff[0].name", "does not match"),
+        ('number = "0123-191 90"', 'number = "0--1"', "on_call[0].number", "does not match"),
+        ("goal_rings = 4", "goal_rings = 1000", "ring.goal_rings", "less than or equal to 20"),
+        (
+            'weekdays = ["monday", "tuesday", "wednesday", "thursday", "friday"]',
+            "weekdays = []",
+            "overrides.period[0].weekdays",
+            "at least 1 item",
+        ),
+        (
+            "date = 2026-09-13",
+            "date = 2026-08-21",
+            "overrides.day[0].date",
+            "already has an override",
+        ),
+    ],
+)
+def test_bad_values_get_a_clear_error(
+    tmp_path: Path, old: str, new: str, key: str, reason: str
+) -> None:
+    found = problems(write_variant(tmp_path, (old, new)))
+    [line] = [p for p in found if p.startswith(f"{tmp_path / 'site.toml'}: {key}: ")] or [found]
+    assert reason in line
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + SAMPLE_CONFIG.read_bytes())
+    assert load(path).site.name == "Valdemarsviks kommun"
+
+
+def test_errors_are_in_natural_order(tmp_path: Path) -> None:
+    path = write_variant(
+        tmp_path,
+        (
+            'unit = "barn-utbildning"\ntitle = "Administratör"',
+            'unit = "x"\ntitle = "Administratör"',
+        ),
+        ('unit = "ifo"', 'unit = "y"'),
+    )
+    assert [p.split(": ")[1] for p in problems(path)] == ["staff[3].unit", "staff[11].unit"]
+
+
+def test_a_directory_is_not_a_config(tmp_path: Path) -> None:
+    [line] = problems(tmp_path)
+    assert line.startswith(f"{tmp_path}: (file): cannot be read")

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 import tomllib
 import types
 import typing
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ValidationError
 
@@ -57,7 +60,8 @@ def load(path: Path | str | None = None) -> Settings:
     file = Path(path) if path is not None else default_path()
     name = str(file)
     try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        # utf-8-sig: files saved by Notepad start with a byte order mark.
+        raw = tomllib.loads(file.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise ConfigError([Problem(name, "(file)", "no such file")]) from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -81,8 +85,24 @@ def validate(raw: dict[str, Any], file: str) -> Settings:
     return settings
 
 
-def _order(problem: Problem) -> tuple[str, str]:
-    return problem.key, problem.reason
+def _order(problem: Problem) -> tuple[list[tuple[int, int, str]], str]:
+    # Natural order, so that staff[2] comes before staff[10].
+    parts = [p for p in re.split(r"[.\[\]]", problem.key) if p]
+    return [(1, int(p), "") if p.isdigit() else (0, 0, p) for p in parts], problem.reason
+
+
+# Pydantic's wording for a wrong type, said the way an ops person reads a TOML file.
+_TYPE_MESSAGES = {
+    "tuple_type": 'expected a list, like ["08:00-12:00"]',
+    "list_type": 'expected a list, like ["08:00-12:00"]',
+    "string_type": "expected text in quotes",
+    "int_type": "expected a whole number",
+    "bool_type": "expected true or false",
+    "date_type": "expected a date, like 2026-12-24",
+    "datetime_type": "expected a date and time, like 2026-12-01T10:00:00",
+    "model_type": "expected a table",
+    "dict_type": "expected a table",
+}
 
 
 def key_path(loc: Sequence[int | str]) -> str:
@@ -106,11 +126,18 @@ def _from_pydantic(exc: ValidationError, file: str) -> Iterator[Problem]:
             reason = "unknown key" + _suggestion(loc)
         elif kind == "missing":
             reason = "required key is missing"
+        elif kind in _TYPE_MESSAGES:
+            reason = f"{_TYPE_MESSAGES[kind]}, not {_show(err.get('input'))}"
         else:
             reason = str(err["msg"]).removeprefix("Value error, ")
             if kind in ("string_pattern_mismatch",) and "input" in err:
                 reason = f"{err['input']!r} does not match {err['ctx']['pattern']}"
         yield Problem(file, key_path(loc), reason)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def _is_internal(part: str) -> bool:
@@ -152,11 +179,12 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
 
 
 def cross_checks(raw: dict[str, Any]) -> Iterator[tuple[str, str]]:
-    """Checks that span tables, run on the raw file so they report even when other keys fail.
+    """Checks that span entries, run on the raw file so they report even when other keys fail.
 
     Yields ``(key path, reason)``: an extension used twice (staff and operators
     share one numbering plan), a person in an unknown unit, a duplicate unit id,
-    on-call digit or reason code.
+    on-call digit or reason code, two overrides for one date, and a manual
+    switch that does not end after it starts (compared in the site's zone).
     """
     seen_ext: dict[str, str] = {}
     for table in ("operators", "staff"):
@@ -177,12 +205,16 @@ def cross_checks(raw: dict[str, Any]) -> Iterator[tuple[str, str]]:
     yield from _unique(raw, "on_call", "digit", "on-call digit")
     yield from _unique(raw, "referral_reasons", "code", "reason code")
     yield from _unique(raw, "referral_reasons", "name", "reason name")
-    unit_ids = {e.get("id") for _, e in _entries(raw, "units")}
+    unit_ids = {e["id"] for _, e in _entries(raw, "units") if isinstance(e.get("id"), str)}
     for i, person in _entries(raw, "staff"):
         unit = person.get("unit")
         if isinstance(unit, str) and unit not in unit_ids:
-            known = ", ".join(sorted(str(u) for u in unit_ids)) or "none"
+            known = ", ".join(sorted(unit_ids)) or "none"
             yield f"staff[{i}].unit", f"unknown unit {unit!r} (units: {known})"
+    overrides = raw.get("overrides")
+    if isinstance(overrides, dict):
+        yield from _override_dates(overrides)
+        yield from _switch_order(overrides, _site_zone(raw))
 
 
 def _entries(raw: dict[str, Any], table: str) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -197,8 +229,8 @@ def _unique(raw: dict[str, Any], table: str, key: str, what: str) -> Iterator[tu
     seen: dict[Any, int] = {}
     for i, entry in _entries(raw, table):
         value = entry.get(key)
-        if value is None or isinstance(value, (dict, list)):
-            continue
+        if not isinstance(value, (str, int)):
+            continue  # a wrong type is reported by the field's own validation
         if value in seen:
             yield (
                 f"{table}[{i}].{key}",
@@ -206,3 +238,39 @@ def _unique(raw: dict[str, Any], table: str, key: str, what: str) -> Iterator[tu
             )
         else:
             seen[value] = i
+
+
+def _override_dates(overrides: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    # One date may have one closed entry or one day entry, never both or two:
+    # otherwise one of them would be silently ignored.
+    seen: dict[date, str] = {}
+    for table in ("closed", "day"):
+        for i, entry in _entries(overrides, table):
+            day = entry.get("date")
+            if not isinstance(day, date) or isinstance(day, datetime):
+                continue
+            here = f"overrides.{table}[{i}]"
+            if day in seen:
+                yield f"{here}.date", f"{day} already has an override at {seen[day]}"
+            else:
+                seen[day] = here
+
+
+def _site_zone(raw: dict[str, Any]) -> tzinfo:
+    site = raw.get("site")
+    name = site.get("timezone") if isinstance(site, dict) else None
+    try:
+        return ZoneInfo(name if isinstance(name, str) else "Europe/Stockholm")
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return ZoneInfo("Europe/Stockholm")  # the bad zone is reported at site.timezone
+
+
+def _switch_order(overrides: dict[str, Any], zone: tzinfo) -> Iterator[tuple[str, str]]:
+    for i, entry in _entries(overrides, "switch"):
+        start, end = entry.get("start"), entry.get("end")
+        if not (isinstance(start, datetime) and isinstance(end, datetime)):
+            continue
+        aware_start = start if start.tzinfo else start.replace(tzinfo=zone)
+        aware_end = end if end.tzinfo else end.replace(tzinfo=zone)
+        if aware_end <= aware_start:
+            yield f"overrides.switch[{i}].end", f"end {end} is not after start {start}"

@@ -15,7 +15,16 @@ from datetime import date, datetime, time
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    Strict,
+    ValidationInfo,
+    field_validator,
+)
 
 from vvk_pbx.domain.calendar import (
     ClosedDay,
@@ -26,7 +35,7 @@ from vvk_pbx.domain.calendar import (
     TimeRange,
 )
 
-_CLOCK = re.compile(r"^(\d{1,2}):(\d{2})$")
+_CLOCK = re.compile(r"^([0-9]{1,2}):([0-9]{2})$")
 
 
 def parse_clock(text: str) -> time:
@@ -41,9 +50,14 @@ def parse_clock(text: str) -> time:
 
 
 def _parse_range(value: Any) -> Any:
-    """``"08:00-16:00"`` (hyphen or en dash) -> ``TimeRange``; other values pass to pydantic."""
-    if not isinstance(value, str):
+    """``"08:00-16:00"`` (hyphen or en dash) -> ``TimeRange``. Raises ``ValueError`` otherwise."""
+    if isinstance(value, TimeRange):
         return value
+    if not isinstance(value, str):
+        raise ValueError(
+            f'{value!r} is not a time range: write it in quotes as "HH:MM-HH:MM", '
+            'for example "08:00-16:00"'
+        )
     parts = re.split(r"\s*[-–]\s*", value.strip())
     if len(parts) != 2:
         raise ValueError(
@@ -69,12 +83,25 @@ Extension = Annotated[str, Field(pattern=r"^[0-9]{2,6}$", description="2–6 dig
 PhoneNumber = Annotated[
     str,
     Field(
-        pattern=r"^\+?[0-9][0-9 -]*[0-9]$",
+        pattern=r"^\+?[0-9]+([ -][0-9]+)*$",
         description="digits, optionally with a leading + and spaces or hyphens",
     ),
 ]
 Slug = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_-]*$", description="lower-case id")]
-Text = Annotated[str, Field(min_length=1)]
+# Printable text: no control characters and no bidirectional overrides, which
+# would make a name read differently on screen than in the file.
+Text = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069]+$",
+        description="printable text",
+    ),
+]
+Count = Annotated[int, Strict()]
+Day = Annotated[date, Strict()]
+Instant = Annotated[datetime, Strict()]
 
 
 def digits_of(number: str) -> str:
@@ -83,20 +110,22 @@ def digits_of(number: str) -> str:
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=True)
 
 
 class Site(Section):
     name: Text
     timezone: str = "Europe/Stockholm"
 
-    @model_validator(mode="after")
-    def _known_zone(self) -> Site:
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, name: str) -> str:
         try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown time zone {self.timezone!r}") from exc
-        return self
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError, OSError):
+            # OSError: a zone directory name such as "Europe" is no zone.
+            raise ValueError(f"unknown time zone {name!r}, for example Europe/Stockholm") from None
+        return name
 
     @property
     def tz(self) -> ZoneInfo:
@@ -131,14 +160,14 @@ class Hours(Section):
 
 
 class ClosedDate(Section):
-    date: date
+    date: Day
     reason: Text
 
 
 class DateOverride(Section):
     """Exact hours for one date; they beat the holiday rules. Empty hours close it."""
 
-    date: date
+    date: Day
     hours: Ranges
     reason: Text
 
@@ -150,35 +179,28 @@ WEEKDAY_NAMES: tuple[Weekday, ...] = typing.get_args(Weekday)
 class Period(Section):
     """Hours replacing the weekly hours on ``weekdays`` from ``start`` to ``end`` (inclusive)."""
 
-    start: date
-    end: date
-    weekdays: tuple[Weekday, ...] = WEEKDAY_NAMES[:5]
+    start: Day
+    end: Day
+    weekdays: tuple[Weekday, ...] = Field(default=WEEKDAY_NAMES[:5], min_length=1)
     hours: Ranges
     reason: Text
 
-    @model_validator(mode="after")
-    def _ordered(self) -> Period:
-        if self.end < self.start:
-            raise ValueError(f"end {self.end} is before start {self.start}")
-        return self
+    @field_validator("end")
+    @classmethod
+    def _ordered(cls, end: date, info: ValidationInfo) -> date:
+        start = info.data.get("start")
+        if isinstance(start, date) and end < start:
+            raise ValueError(f"end {end} is before start {start}")
+        return end
 
 
 class Switch(Section):
+    """A manual open/closed switch. Naive times are in the site's zone; the loader checks order."""
+
     state: Literal["open", "closed"]
-    start: datetime | None = None
-    end: datetime
+    start: Instant | None = None
+    end: Instant
     reason: Text
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Switch:
-        if self.start is not None and _naive(self.start) >= _naive(self.end):
-            raise ValueError(f"end {self.end} is not after start {self.start}")
-        return self
-
-
-def _naive(at: datetime) -> datetime:
-    # Only for ordering two values from the same file, which share one zone.
-    return at.replace(tzinfo=None)
 
 
 class Overrides(Section):
@@ -191,9 +213,9 @@ class Overrides(Section):
 class Ring(Section):
     """A1: the ring cadence and the answer goal."""
 
-    tone_ms: int = Field(default=1000, gt=0)
-    pause_ms: int = Field(default=5000, ge=0)
-    goal_rings: int = Field(default=4, ge=1)
+    tone_ms: Count = Field(default=1000, gt=0, le=10_000)
+    pause_ms: Count = Field(default=5000, ge=0, le=60_000)
+    goal_rings: Count = Field(default=4, ge=1, le=20)
 
     @property
     def cycle_ms(self) -> int:
@@ -234,7 +256,7 @@ class Person(Section):
 class Reason(Section):
     """R1: a referral reason code with the Swedish phrase callers hear ("är på möte")."""
 
-    code: int = Field(ge=0, le=99)
+    code: Count = Field(ge=0, le=99)
     name: Slug
     phrase: Text
 

@@ -26,6 +26,15 @@ import holidays
 
 WEEKDAYS_SV = ("måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag")
 
+
+class UnsupportedYearError(ValueError):
+    """A date outside the years the Swedish holiday data covers (``SUPPORTED_YEARS``)."""
+
+    def __init__(self, what: str) -> None:
+        first, last = SUPPORTED_YEARS.start, SUPPORTED_YEARS.stop - 1
+        super().__init__(f"{what}: the Swedish holiday calendar covers {first}–{last}")
+
+
 # How far next_change looks ahead. A policy that never changes state within two
 # years (for example every weekday closed) reports no next change at all.
 _HORIZON_DAYS = 2 * 366
@@ -170,6 +179,18 @@ def format_ranges(ranges: Iterable[TimeRange]) -> str:
     return text or "stängt"
 
 
+def intersect(ranges: Iterable[TimeRange], limits: Iterable[TimeRange]) -> tuple[TimeRange, ...]:
+    """The parts of ``ranges`` that lie inside ``limits`` (the half-day rule only shortens, H2)."""
+    out: list[TimeRange] = []
+    bounds = tuple(limits)
+    for r in ranges:
+        for limit in bounds:
+            start, end = max(r.start, limit.start), min(r.end, limit.end)
+            if start < end:
+                out.append(TimeRange(start, end))
+    return tuple(sorted(out))
+
+
 def subtract(ranges: Iterable[TimeRange], cut: TimeRange | None) -> tuple[TimeRange, ...]:
     """``ranges`` with the part inside ``cut`` removed (the lunch closure, H1)."""
     if cut is None:
@@ -187,6 +208,10 @@ def subtract(ranges: Iterable[TimeRange], cut: TimeRange | None) -> tuple[TimeRa
 
 
 _SUFFIX = " (från kl. 14.00)"  # the bank-practice note the holidays package adds to some eves
+
+
+_SE = holidays.country_holidays("SE")
+SUPPORTED_YEARS = range(_SE.start_year, _SE.end_year + 1)
 
 
 @dataclass
@@ -208,6 +233,8 @@ class _SwedishDays:
     )
 
     def red_day(self, day: date) -> str | None:
+        if day.year not in SUPPORTED_YEARS:
+            raise UnsupportedYearError(day.isoformat())
         name = self.red.get(day)
         return None if name is None else str(name)
 
@@ -225,6 +252,8 @@ class Calendar:
 
     All instants given to and returned by this class are timezone-aware; a naive
     datetime raises ``ValueError``. Dates are local dates in ``policy.timezone``.
+    A date outside ``SUPPORTED_YEARS`` (the years the holiday data covers,
+    1953–2100) raises ``UnsupportedYearError``, a ``ValueError``.
     """
 
     def __init__(self, policy: HoursPolicy) -> None:
@@ -272,15 +301,20 @@ class Calendar:
             return DaySchedule(day, (), DayKind.NORMAL, WEEKDAYS_SV[day.weekday()].capitalize())
         if not base.ranges:
             return base
-        # H2, literally: a holiday eve, or any day before a red day. Only a day
-        # that would be open is shortened; a Saturday stays closed.
+        # H2, literally: a holiday eve, or any day before a red day. The rule
+        # only shortens: the day keeps the part of its hours inside 08:00–12:00,
+        # and a day that would be closed stays closed.
+        next_red = self._red_day_or_none(day + timedelta(days=1))
         eve = self._days.eve(day)
-        next_red = self._days.red_day(day + timedelta(days=1))
         if eve is not None or next_red is not None:
             reason = eve if eve is not None else f"Dag före {next_red}"
-            half = subtract(self.policy.half_day, self.policy.lunch)
+            half = intersect(base.ranges, subtract(self.policy.half_day, self.policy.lunch))
             return DaySchedule(day, half, DayKind.HALF_DAY, reason)
         return base
+
+    def _red_day_or_none(self, day: date) -> str | None:
+        # The day after the last supported date has no data; treat it as no red day.
+        return self._days.red_day(day) if day.year in SUPPORTED_YEARS else None
 
     def differing_days(self, year: int) -> list[DaySchedule]:
         """Every date of ``year`` whose hours differ from its weekday's normal hours."""
@@ -308,7 +342,13 @@ class Calendar:
     def _require_aware(self, at: datetime) -> datetime:
         if at.tzinfo is None or at.utcoffset() is None:
             raise ValueError(f"{at.isoformat()}: a timezone-aware instant is required")
-        return at.astimezone(self.tz)
+        try:
+            local = at.astimezone(self.tz)
+        except OverflowError:
+            local = None
+        if local is None or local.year not in SUPPORTED_YEARS:
+            raise UnsupportedYearError(at.isoformat())
+        return local
 
     def _switch_at(self, at: datetime) -> ManualSwitch | None:
         # The switch that started last wins when ops leave two overlapping.
@@ -371,6 +411,8 @@ class Calendar:
         )
         for offset in range(_HORIZON_DAYS):
             day = local.date() + timedelta(days=offset)
+            if day.year not in SUPPORTED_YEARS:
+                break
             points = [
                 p for start, end, _ in self._ranges_at(self.schedule(day)) for p in (start, end)
             ]
@@ -383,8 +425,13 @@ class Calendar:
     # ----- working days (V2) ---------------------------------------------------------
 
     def is_working_day(self, day: date) -> bool:
-        """A working day is a local date on which the switchboard opens at all (V2 uses H2)."""
-        return self.schedule(day).is_open_day
+        """A weekday with weekly hours that is not a red day (V2 on the H2 calendar).
+
+        Half days (eves) are working days. Ops overrides are not consulted: they
+        open or close the switchboard, not the staff's working week, so an
+        election Sunday is no working day and a closed switchboard day still is.
+        """
+        return bool(self.policy.weekly[day.weekday()]) and self._days.red_day(day) is None
 
     def add_working_days(self, at: datetime, n: int) -> datetime:
         """``at`` plus ``n`` working days: the callback deadline of V2.
@@ -409,6 +456,8 @@ class Calendar:
     def _next_working_day(self, day: date) -> date:
         for offset in range(1, _HORIZON_DAYS):
             candidate = day + timedelta(days=offset)
+            if candidate.year not in SUPPORTED_YEARS:
+                break
             if self.is_working_day(candidate):
                 return candidate
         raise ValueError(f"no working day within two years after {day.isoformat()}")
