@@ -159,6 +159,118 @@ def hours(
     out.print(table)
 
 
+asterisk_app = typer.Typer(
+    help="The local Asterisk 22 (a cached Debian root filesystem in a chroot; needs root).",
+    no_args_is_help=True,
+)
+app.add_typer(asterisk_app, name="asterisk")
+dialplan_app = typer.Typer(help="The dialplan fallback generated from the opening hours.")
+app.add_typer(dialplan_app, name="dialplan")
+
+
+def _log(message: str) -> None:
+    err.print(message, markup=False)
+
+
+def _now(settings: Settings) -> datetime:
+    return datetime.now(settings.site.tz)
+
+
+@asterisk_app.command("up")
+def asterisk_up(config: ConfigOption = None) -> None:
+    """Build or reuse the rootfs, render the config from the ops file, start Asterisk, wait for ARI."""
+    from vvk_pbx.asterisk import local
+
+    settings = _load_or_exit(config)
+    calendar = Calendar(settings.hours_policy())
+    try:
+        local.up(settings, calendar, local.Layout.default(), _now(settings), _log)
+    except local.ProvisionError as exc:
+        err.print(f"vvk-pbx asterisk up: {exc}", markup=False)
+        raise typer.Exit(1) from None
+
+
+@asterisk_app.command("down")
+def asterisk_down() -> None:
+    """Stop the local Asterisk."""
+    from vvk_pbx.asterisk import local
+
+    local.down(local.Layout.default(), _log)
+
+
+@asterisk_app.command("status")
+def asterisk_status(config: ConfigOption = None) -> None:
+    """Say whether the local Asterisk runs and ARI answers. Exit 0 if both, 1 if not."""
+    from vvk_pbx.asterisk import local
+
+    settings = _load_or_exit(config)
+    layout = local.Layout.default()
+    pid = local.running_pid(layout)
+    cached = "cached" if layout.stamp.exists() else "not built yet"
+    out.print(f"rootfs: {layout.rootfs} ({cached})", markup=False)
+    if pid is None:
+        out.print("Asterisk: not running", markup=False)
+        raise typer.Exit(1)
+    ready = local.ari_ready(settings, layout)
+    out.print(
+        f"Asterisk: running (pid {pid}); ARI {'answers' if ready else 'does not answer'}",
+        markup=False,
+    )
+    if not ready:
+        raise typer.Exit(1)
+
+
+@asterisk_app.command("cli")
+def asterisk_cli(
+    command: Annotated[list[str], typer.Argument(help="An Asterisk CLI command.")],
+) -> None:
+    """Run one Asterisk CLI command, e.g. `vvk-pbx asterisk cli core show channels`."""
+    from vvk_pbx.asterisk import local
+
+    try:
+        out.print(local.cli(local.Layout.default(), " ".join(command)), markup=False, end="")
+    except local.ProvisionError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
+
+
+@dialplan_app.command("render")
+def dialplan_render(
+    config: ConfigOption = None,
+    at: Annotated[
+        str | None, typer.Option(help="Render for this time instead of now (ISO 8601).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file instead of stdout.")
+    ] = None,
+    reload: Annotated[
+        bool,
+        typer.Option("--reload", help="Install into the local Asterisk and reload its dialplan."),
+    ] = False,
+) -> None:
+    """Print the fallback dialplan (extensions-fallback.conf) generated from the opening hours."""
+    from vvk_pbx.asterisk.fallback import render_fallback
+
+    settings = _load_or_exit(config)
+    calendar = Calendar(settings.hours_policy())
+    now = parse_instant(at, settings) if at is not None else _now(settings)
+    if reload:
+        from vvk_pbx.asterisk import local
+
+        try:
+            local.reload_dialplan(settings, calendar, local.Layout.default(), now)
+        except local.ProvisionError as exc:
+            err.print(str(exc), markup=False)
+            raise typer.Exit(1) from None
+        _log("dialplan rendered and reloaded")
+        return
+    text = render_fallback(settings, calendar, now)
+    if output is None:
+        out.print(text, markup=False, end="")
+    else:
+        output.write_text(text, encoding="utf-8")
+
+
 def main() -> None:
     """Console-script entry point."""
     try:

@@ -211,10 +211,29 @@ def cross_checks(raw: dict[str, Any]) -> Iterator[tuple[str, str]]:
         if isinstance(unit, str) and unit not in unit_ids:
             known = ", ".join(sorted(unit_ids)) or "none"
             yield f"staff[{i}].unit", f"unknown unit {unit!r} (units: {known})"
+    yield from _phone_ports(raw, seen_ext)
     overrides = raw.get("overrides")
     if isinstance(overrides, dict):
         yield from _override_dates(overrides)
         yield from _switch_order(overrides, _site_zone(raw))
+
+
+def _phone_ports(raw: dict[str, Any], extensions: dict[str, str]) -> Iterator[tuple[str, str]]:
+    # A static phone listens on extension + offset: that must be a usable UDP port.
+    asterisk = raw.get("asterisk")
+    phones = asterisk.get("phones") if isinstance(asterisk, dict) else None
+    if not isinstance(phones, dict) or phones.get("mode") != "static":
+        return
+    offset = phones.get("port_offset", 4100)
+    if not isinstance(offset, int) or isinstance(offset, bool):
+        return
+    for ext, who in extensions.items():
+        if ext.isdigit() and not 1024 <= int(ext) + offset <= 65_535:
+            yield (
+                "asterisk.phones.port_offset",
+                f"extension {ext} of {who} would listen on port {int(ext) + offset}, "
+                "outside 1024–65535",
+            )
 
 
 def _entries(raw: dict[str, Any], table: str) -> Iterator[tuple[int, dict[str, Any]]]:

@@ -8,6 +8,7 @@ some other part of the file is broken.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import re
 import typing
@@ -261,6 +262,57 @@ class Reason(Section):
     phrase: Text
 
 
+def _ip_network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address or network, like 192.0.2.10 or 192.0.2.0/24"
+        ) from None
+    return value
+
+
+class Trunk(Section):
+    """The SIP trunk: calls from these source addresses are external (inbound) calls."""
+
+    match: tuple[Annotated[str, AfterValidator(_ip_network)], ...] = Field(min_length=1)
+    contact: str = Field(
+        default="127.0.0.2:5060",
+        pattern=r"^[A-Za-z0-9.-]+:[0-9]{1,5}$",
+        description="host:port where outbound calls (to on-call numbers) are sent",
+    )
+
+
+class Phones(Section):
+    """Where Asterisk finds the operators' and staff's phones.
+
+    ``register``: each phone registers as its extension (desk phones,
+    softphones). ``static``: the phone of extension N is always at
+    ``sip:N@host:(N + port_offset)``, which is how the SIPp phones of the tests
+    and the demo answer.
+    """
+
+    mode: Literal["register", "static"] = "register"
+    host: str = "127.0.0.1"
+    port_offset: Count = Field(default=4100, ge=0, le=60_000)
+
+    @field_validator("host")
+    @classmethod
+    def _address(cls, host: str) -> str:
+        return _ip_network(host)
+
+
+class Asterisk(Section):
+    """The Asterisk the controller drives (ARI) and the local instance ``vvk-pbx asterisk`` runs."""
+
+    app: Slug = "vvk-pbx"
+    ari_user: Slug = "vvk-pbx"
+    ari_port: Count = Field(default=8088, ge=1, le=65_535)
+    sip_port: Count = Field(default=5060, ge=1, le=65_535)
+    trunk: Trunk
+    phones: Phones = Phones()
+
+
 class Settings(Section):
     """The whole ops config. Build it with ``vvk_pbx.config.load``."""
 
@@ -273,6 +325,7 @@ class Settings(Section):
     units: tuple[Unit, ...] = ()
     staff: tuple[Person, ...] = ()
     referral_reasons: tuple[Reason, ...] = ()
+    asterisk: Asterisk
 
     def hours_policy(self) -> HoursPolicy:
         """The calendar's view of this config; naive override datetimes are in the site's zone."""
@@ -307,6 +360,12 @@ class Settings(Section):
                 )
                 for s in self.overrides.switch
             ),
+        )
+
+    def extensions(self) -> tuple[tuple[str, str], ...]:
+        """Every phone's ``(extension, name)``: the operators, then the staff, in file order."""
+        return tuple((o.extension, o.name) for o in self.operators) + tuple(
+            (p.extension, p.name) for p in self.staff
         )
 
     def unit_members(self, unit_id: str) -> tuple[Person, ...]:

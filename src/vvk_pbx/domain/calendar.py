@@ -264,9 +264,13 @@ class Calendar:
 
     # ----- days -----------------------------------------------------------------
 
+    def weekday_ranges(self, weekday: int) -> tuple[TimeRange, ...]:
+        """The weekly hours of ``weekday`` (0 = Monday), lunch subtracted (H1)."""
+        return subtract(self.policy.weekly[weekday], self.policy.lunch)
+
     def normal_ranges(self, day: date) -> tuple[TimeRange, ...]:
         """The weekly hours of ``day``'s weekday, lunch subtracted (H1)."""
-        return subtract(self.policy.weekly[day.weekday()], self.policy.lunch)
+        return self.weekday_ranges(day.weekday())
 
     def schedule(self, day: date) -> DaySchedule:
         """The open ranges of a local date and the rule behind them.

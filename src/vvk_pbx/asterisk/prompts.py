@@ -1,0 +1,91 @@
+"""Swedish prompts, spoken by espeak-ng (voice ``sv``) and stored as 8 kHz mono WAV for Asterisk.
+
+Generated, never recorded: when an on-call number or the hours change, the
+prompts follow the config (H5). Each prompt is cached on its text, so only
+changed prompts are spoken again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+from vvk_pbx.asterisk.fallback import closed_message
+from vvk_pbx.config.model import Settings
+from vvk_pbx.domain.calendar import Calendar
+
+
+def fallback_prompts(settings: Settings, calendar: Calendar) -> dict[str, str]:
+    """``{prompt name: Swedish text}`` for the dialplan fallback (``vvk/<name>``)."""
+    return {
+        "fallback-closed": closed_message(settings, calendar),
+        "fallback-no-answer": (
+            f"Välkommen till {settings.site.name}. Just nu kan ingen ta ditt samtal. "
+            "Försök gärna igen om en stund."
+        ),
+        "fallback-feature-unavailable": (
+            "Hänvisningen kan inte ändras just nu. Försök igen om en stund."
+        ),
+    }
+
+
+def speak(text: str, target: Path) -> None:
+    """Speak ``text`` in Swedish into ``target`` (WAV, 8 kHz, mono, 16-bit).
+
+    Raises ``RuntimeError`` if espeak-ng or sox is missing or fails.
+    """
+    for tool in ("espeak-ng", "sox"):
+        if shutil.which(tool) is None:
+            raise RuntimeError(f"{tool} is not installed (./scripts/setup installs it)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    raw = target.with_suffix(".raw.wav")
+    try:
+        subprocess.run(
+            ["espeak-ng", "-v", "sv", "-s", "150", "-w", str(raw), text],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                "sox",
+                str(raw),
+                "-r",
+                "8000",
+                "-c",
+                "1",
+                "-b",
+                "16",
+                "-e",
+                "signed-integer",
+                str(target),
+            ],
+            check=True,
+            capture_output=True,
+        )
+    except subprocess.CalledProcessError as exc:
+        raise RuntimeError(
+            f"{exc.cmd[0]} failed: {exc.stderr.decode(errors='replace').strip()}"
+        ) from None
+    finally:
+        raw.unlink(missing_ok=True)
+
+
+def build_prompts(
+    settings: Settings, calendar: Calendar, cache: Path, target: Path, log: Callable[[str], None]
+) -> list[Path]:
+    """Speak every fallback prompt whose text changed, and copy all into ``target``."""
+    target.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, text in fallback_prompts(settings, calendar).items():
+        key = hashlib.sha256(text.encode()).hexdigest()[:16]
+        cached = cache / f"{name}-{key}.wav"
+        if not cached.exists():
+            log(f"speaking prompt {name}")
+            speak(text, cached)
+        out = target / f"{name}.wav"
+        shutil.copyfile(cached, out)
+        written.append(out)
+    return written

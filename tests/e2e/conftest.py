@@ -1,0 +1,86 @@
+"""A real Asterisk 22 for the whole test session, and an observer app for each test.
+
+The tests own the local Asterisk while they run: any instance started with
+``vvk-pbx asterisk up`` is stopped first and the test instance is stopped at
+the end. Asterisk reads the real clock, so tests choose open or closed by
+re-rendering the fallback around the current time (``set_overrides``), never
+by waiting for an hour.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLE_CONFIG
+from tests.e2e.harness import DnsSink, Observer, Pbx, make_dtmf_pcaps
+from vvk_pbx.asterisk import local
+from vvk_pbx.config import Settings, load
+from vvk_pbx.config.model import Overrides
+from vvk_pbx.domain.calendar import Calendar
+
+
+@dataclass
+class PbxEnv:
+    settings: Settings
+    layout: local.Layout
+    pbx: Pbx
+    dns: DnsSink
+
+    def set_overrides(self, overrides: Overrides) -> Settings:
+        """Re-render the fallback with these overrides and reload Asterisk's dialplan."""
+        settings = self.settings.model_copy(update={"overrides": overrides})
+        calendar = Calendar(settings.hours_policy())
+        local.reload_dialplan(settings, calendar, self.layout, datetime.now(settings.site.tz))
+        return settings
+
+    @property
+    def log_dir(self) -> Path:
+        return self.layout.inside(local.chroot_paths(self.layout).log)
+
+
+@pytest.fixture(scope="session")
+def pbx_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PbxEnv]:
+    for tool in ("sipp", "debootstrap", "espeak-ng", "sox"):
+        assert shutil.which(tool), f"{tool} is missing: run ./scripts/setup"
+    settings = load(SAMPLE_CONFIG)
+    layout = local.Layout.default()
+    local.down(layout, print)
+    dns = DnsSink()  # before Asterisk starts, so its start-up lookups count too
+    calendar = Calendar(settings.hours_policy())
+    local.up(settings, calendar, layout, datetime.now(settings.site.tz), print)
+    pbx = Pbx(
+        ari_port=settings.asterisk.ari_port,
+        ari_user=settings.asterisk.ari_user,
+        ari_password=local.ari_password(layout),
+        sip_port=settings.asterisk.sip_port,
+        app=settings.asterisk.app,
+        port_offset=settings.asterisk.phones.port_offset,
+        log_dir=tmp_path_factory.mktemp("sipp"),
+        dtmf_dir=make_dtmf_pcaps(layout.cache / "dtmf"),
+    )
+    try:
+        yield PbxEnv(settings, layout, pbx, dns)
+    finally:
+        local.down(layout, print)
+        dns.close()
+
+
+@pytest.fixture
+def pbx(pbx_env: PbxEnv) -> Pbx:
+    return pbx_env.pbx
+
+
+@pytest.fixture
+async def observer(pbx: Pbx) -> AsyncIterator[Observer]:
+    obs = Observer(pbx)
+    await obs.start()
+    try:
+        yield obs
+    finally:
+        await obs.stop()

@@ -1,0 +1,383 @@
+"""End-to-end harness: SIPp phones and callers, and ARI apps that watch what Asterisk really does.
+
+- ``Observer``: a second ARI app with ``subscribeAll=true``. It records every
+  event Asterisk emits, so tests assert on Asterisk's own account (which
+  dialplan app ran, who was dialled, when a leg rang and answered), never on
+  the controller's log.
+- ``StasisApp``: a bare websocket for an app name, standing in for a
+  controller that is connected.
+- ``Phone`` / ``Caller``: SIPp processes on loopback (``tests/e2e/sipp/``).
+
+Port plan (all loopback; Asterisk: SIP 127.0.0.1:5060, RTP 10000–19999):
+the phone of extension N listens on 127.0.0.1:(N + port_offset) as the config
+says; an internal caller N sends from 127.0.0.1:(N + port_offset + 100);
+trunk callers send from 127.0.0.2 (the trunk's address) on a free port;
+SIPp media ports are taken from 20000–29999.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import itertools
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from tests.e2e.sipp.make_dtmf_pcaps import DIGITS, SRC, renumber
+
+SIPP_DIR = Path(__file__).parent / "sipp"
+MAX_DTMF = 8
+Event = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Pbx:
+    """How to reach the Asterisk under test."""
+
+    ari_port: int
+    ari_user: str
+    ari_password: str
+    sip_port: int
+    app: str
+    port_offset: int
+    log_dir: Path
+    dtmf_dir: Path
+
+    @property
+    def sip(self) -> str:
+        return f"127.0.0.1:{self.sip_port}"
+
+    def auth_header(self) -> dict[str, str]:
+        token = base64.b64encode(f"{self.ari_user}:{self.ari_password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    def events_url(self, app: str, subscribe_all: bool = False) -> str:
+        url = f"ws://127.0.0.1:{self.ari_port}/ari/events?app={app}"
+        return url + ("&subscribeAll=true" if subscribe_all else "")
+
+    def rest_url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.ari_port}/ari/{path.lstrip('/')}"
+
+
+def make_dtmf_pcaps(target: Path) -> Path:
+    """Per-slot RFC 4733 pcaps (see ``sipp/make_dtmf_pcaps.py`` for why), made once."""
+    marker = target / ".done"
+    if not marker.exists():
+        target.mkdir(parents=True, exist_ok=True)
+        for digit in DIGITS:
+            data = (SRC / f"dtmf_2833_{digit}.pcap").read_bytes()
+            for slot in range(1, MAX_DTMF + 1):
+                (target / f"dtmf_2833_{digit}_s{slot}.pcap").write_bytes(renumber(data, slot))
+        marker.touch()
+    return target
+
+
+# ----------------------------------------------------------------------------- ARI
+
+
+class _WebsocketApp:
+    def __init__(self, pbx: Pbx, app: str, subscribe_all: bool) -> None:
+        self.pbx = pbx
+        self.app = app
+        self.subscribe_all = subscribe_all
+        self.events: list[Event] = []
+        self._changed = asyncio.Condition()
+        self._session: aiohttp.ClientSession | None = None
+        self._ws: aiohttp.ClientWebSocketResponse | None = None
+        self._reader: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._session = aiohttp.ClientSession(headers=self.pbx.auth_header())
+        self._ws = await self._session.ws_connect(
+            self.pbx.events_url(self.app, self.subscribe_all), heartbeat=20
+        )
+        self._reader = asyncio.create_task(self._read(self._ws))
+
+    async def stop(self) -> None:
+        if self._ws is not None:
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
+        if self._session is not None:
+            await self._session.close()
+
+    async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        async for message in ws:
+            if message.type is not aiohttp.WSMsgType.TEXT:
+                continue
+            event = json.loads(message.data)
+            await self.on_event(event)
+            async with self._changed:
+                self.events.append(event)
+                self._changed.notify_all()
+
+    async def on_event(self, event: Event) -> None:
+        """Hook for subclasses; runs before the event is recorded."""
+
+    async def wait_for(
+        self, predicate: Callable[[Event], bool], timeout: float, what: str
+    ) -> Event:
+        """The first recorded event matching ``predicate``, waiting up to ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        async with self._changed:
+            while True:
+                for event in self.events:
+                    if predicate(event):
+                        return event
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    seen = "\n  ".join(summary(e) for e in self.events[-40:])
+                    raise AssertionError(f"no {what} within {timeout} s; last events:\n  {seen}")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), left)
+
+    def matching(self, predicate: Callable[[Event], bool]) -> list[Event]:
+        return [e for e in self.events if predicate(e)]
+
+    async def rest(self, method: str, path: str, **params: str) -> Any:
+        assert self._session is not None
+        async with self._session.request(
+            method, self.pbx.rest_url(path), params=params, timeout=aiohttp.ClientTimeout(total=5)
+        ) as response:
+            response.raise_for_status()
+            return await response.json() if response.content_length else None
+
+
+class Observer(_WebsocketApp):
+    """ARI app ``observer`` with ``subscribeAll=true``: every event Asterisk emits."""
+
+    def __init__(self, pbx: Pbx) -> None:
+        super().__init__(pbx, "observer", subscribe_all=True)
+
+
+class StasisApp(_WebsocketApp):
+    """A connected app of the given name that answers nothing: it only records StasisStart."""
+
+    def __init__(self, pbx: Pbx, app: str) -> None:
+        super().__init__(pbx, app, subscribe_all=False)
+
+
+def summary(event: Event) -> str:
+    channel = event.get("channel") or event.get("peer") or {}
+    bits = [event.get("timestamp", ""), event.get("type", "?"), channel.get("name", "")]
+    if event.get("type") == "ChannelDialplan":
+        bits.append(f"{event.get('dialplan_app')}({event.get('dialplan_app_data')})")
+    if event.get("type") == "Dial":
+        bits.append(f"dialstatus={event.get('dialstatus')!r}")
+    if str(event.get("type", "")).startswith("Playback"):
+        bits.append(event.get("playback", {}).get("media_uri", ""))
+    return "  ".join(str(b) for b in bits)
+
+
+def dialplan_app(event: Event, app: str) -> bool:
+    return event.get("type") == "ChannelDialplan" and event.get("dialplan_app") == app
+
+
+# ----------------------------------------------------------------------------- SIPp
+
+_media_ports = itertools.cycle(range(20000, 30000, 4))
+
+
+def free_udp_port(host: str, start: int = 30000, stop: int = 40000) -> int:
+    for port in range(start, stop):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            try:
+                probe.bind((host, port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free UDP port on {host}")
+
+
+@dataclass
+class Sipp:
+    """One SIPp process. ``wait`` returns its exit code (0: the call went as scripted)."""
+
+    name: str
+    process: asyncio.subprocess.Process
+    log_prefix: Path
+    args: list[str] = field(default_factory=list)
+
+    async def wait(self, timeout: float) -> int:
+        try:
+            return await asyncio.wait_for(self.process.wait(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"sipp {self.name} still running after {timeout} s") from None
+
+    async def stop(self) -> None:
+        if self.process.returncode is None:
+            self.process.terminate()
+            try:
+                await asyncio.wait_for(self.process.wait(), 5)
+            except TimeoutError:
+                self.process.kill()
+                await self.process.wait()
+
+    def messages(self) -> str:
+        path = self.log_prefix.with_suffix(".msg")
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+async def _spawn(pbx: Pbx, name: str, args: list[str]) -> Sipp:
+    pbx.log_dir.mkdir(parents=True, exist_ok=True)
+    prefix = pbx.log_dir / f"{name}-{os.getpid()}-{time.monotonic_ns()}"
+    full = [
+        "sipp",
+        pbx.sip,
+        *args,
+        "-nostdin",
+        "-trace_err",
+        "-error_file",
+        str(prefix.with_suffix(".err")),
+        "-trace_msg",
+        "-message_file",
+        str(prefix.with_suffix(".msg")),
+    ]
+    with prefix.with_suffix(".out").open("w") as out:
+        process = await asyncio.create_subprocess_exec(
+            *full, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT
+        )
+    sipp = Sipp(name, process, prefix, full)
+    await asyncio.sleep(0.2)  # let it bind before anything calls it
+    if process.returncode is not None:
+        raise AssertionError(f"sipp {name} exited at once ({process.returncode}): {prefix}.out")
+    return sipp
+
+
+async def start_phone(
+    pbx: Pbx, extension: str, *, ring_ms: int = 1000, talk_ms: int = -1, busy: bool = False
+) -> Sipp:
+    """A phone for ``extension`` on its static contact: rings ``ring_ms`` then answers.
+
+    ``ring_ms`` of 86_400_000 never answers (a CANCEL ends the ringing);
+    ``busy`` answers every call with 486; ``talk_ms`` -1 waits for the far
+    end's BYE. Handles any number of calls until stopped.
+    """
+    port = int(extension) + pbx.port_offset
+    return await _spawn(
+        pbx,
+        f"phone-{extension}",
+        [
+            "-sf",
+            str(SIPP_DIR / "phone.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-mp",
+            str(next(_media_ports)),
+            "-set",
+            "busy",
+            "1" if busy else "0",
+            "-set",
+            "ring_ms",
+            str(ring_ms),
+            "-set",
+            "talk_ms",
+            str(talk_ms),
+        ],
+    )
+
+
+async def place_call(
+    pbx: Pbx,
+    dialed: str,
+    *,
+    from_extension: str | None = None,
+    caller_number: str = "0701234567",
+    hold_ms: int = 2000,
+    cancel_ms: int = 0,
+    dtmf: list[tuple[str, int]] | None = None,
+) -> Sipp:
+    """One call. From the trunk (127.0.0.2) unless ``from_extension`` is given.
+
+    ``dtmf``: ``[(digit, ms after the answer), ...]``, increasing, at most 8,
+    keep them 200 ms apart. ``hold_ms``: after the answer the caller hangs up
+    (-1: wait for the far end's BYE). ``cancel_ms``: give up ringing after that
+    long (0: never). ``#`` in ``dialed`` is escaped as ``%23``.
+    """
+    if from_extension is None:
+        host, port, user = "127.0.0.2", free_udp_port("127.0.0.2"), caller_number
+    else:
+        host, port, user = "127.0.0.1", int(from_extension) + pbx.port_offset + 100, from_extension
+    args = [
+        "-sf",
+        str(SIPP_DIR / "caller.xml"),
+        "-s",
+        dialed.replace("#", "%23"),
+        "-i",
+        host,
+        "-p",
+        str(port),
+        "-mp",
+        str(next(_media_ports)),
+        "-key",
+        "caller",
+        user,
+        "-set",
+        "cancel_ms",
+        str(cancel_ms),
+        "-m",
+        "1",
+        "-timeout",
+        "120s",
+        "-timeout_error",
+    ]
+    digits = dtmf or []
+    if len(digits) > MAX_DTMF:
+        raise ValueError(f"at most {MAX_DTMF} DTMF digits")
+    previous = 0
+    for slot in range(1, MAX_DTMF + 1):
+        if slot <= len(digits):
+            digit, at = digits[slot - 1]
+            name = {"*": "star", "#": "pound"}.get(digit, digit)
+            pcap = pbx.dtmf_dir / f"dtmf_2833_{name}_s{slot}.pcap"
+            gap, previous = at - previous, at
+            if gap < 0:
+                raise ValueError("DTMF times must increase")
+        else:
+            pcap, gap = SRC / "dtmf_2833_0.pcap", 0
+        args += ["-key", f"dtmf{slot}", str(pcap), "-set", f"dtmf{slot}_gap_ms", str(gap)]
+    hold = hold_ms if hold_ms < 0 else max(0, hold_ms - previous)
+    args += ["-set", "dtmf_count", str(len(digits)), "-set", "hold_ms", str(hold)]
+    return await _spawn(pbx, f"call-{user}-to-{dialed}", args)
+
+
+class DnsSink:
+    """Counts DNS queries sent to 127.0.0.1:53, where the chroot's resolv.conf points."""
+
+    def __init__(self) -> None:
+        self.queries: list[bytes] = []
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._sock.bind(("127.0.0.1", 53))
+        self._sock.settimeout(0.2)
+        self._running = True
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while self._running:
+            try:
+                data, _ = self._sock.recvfrom(4096)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.queries.append(data)
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join()
+        self._sock.close()

@@ -1,0 +1,253 @@
+"""Real Asterisk 22: calls placed with SIPp, asserted on the events Asterisk emits to the observer."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime, timedelta
+
+from tests.e2e.conftest import PbxEnv
+from tests.e2e.harness import Event, Observer, Pbx, StasisApp, dialplan_app, place_call, start_phone
+from vvk_pbx.config.model import ClosedDate, Overrides, Switch
+
+NEVER = 86_400_000  # ring_ms of a phone that never answers
+SWITCHBOARD = "012319100"
+
+
+def stasis_entry(app: str, data: str):  # type: ignore[no-untyped-def]
+    def match(event: Event) -> bool:
+        return dialplan_app(event, "Stasis") and event.get("dialplan_app_data") == f"{app},{data}"
+
+    return match
+
+
+def dial(peer_prefix: str, status: str):  # type: ignore[no-untyped-def]
+    def match(event: Event) -> bool:
+        return (
+            event.get("type") == "Dial"
+            and event.get("peer", {}).get("name", "").startswith(peer_prefix)
+            and event.get("dialstatus") == status
+        )
+
+    return match
+
+
+def varset(variable: str, value: str, channel_id: str):  # type: ignore[no-untyped-def]
+    def match(event: Event) -> bool:
+        return (
+            event.get("type") == "ChannelVarset"
+            and event.get("variable") == variable
+            and event.get("value") == value
+            and event.get("channel", {}).get("id") == channel_id
+        )
+
+    return match
+
+
+def ts(event: Event) -> datetime:
+    return datetime.fromisoformat(event["timestamp"])
+
+
+def open_now(env: PbxEnv) -> None:
+    now = datetime.now(env.settings.site.tz)
+    switch = Switch(
+        state="open", start=now - timedelta(hours=1), end=now + timedelta(hours=2), reason="test"
+    )
+    env.set_overrides(Overrides(switch=(switch,)))
+
+
+def closed_today(env: PbxEnv) -> None:
+    # Today and tomorrow, so a test that runs across midnight is still closed.
+    today = datetime.now(env.settings.site.tz).date()
+    closed = tuple(ClosedDate(date=today + timedelta(days=d), reason="test") for d in (0, 1))
+    env.set_overrides(Overrides(closed=closed))
+
+
+# ----------------------------------------------------------------- into Stasis
+
+
+async def test_trunk_call_enters_stasis_with_the_inbound_argument(
+    pbx: Pbx, observer: Observer
+) -> None:
+    controller = StasisApp(pbx, pbx.app)
+    await controller.start()
+    try:
+        call = await place_call(pbx, SWITCHBOARD, caller_number="0701234567", hold_ms=-1)
+        entry = await observer.wait_for(
+            stasis_entry(pbx.app, f"inbound,{SWITCHBOARD}"), 10, "trunk call entering Stasis"
+        )
+        assert entry["channel"]["name"].startswith("PJSIP/trunk-")
+        assert entry["channel"]["caller"]["number"] == "0701234567"
+        start = await controller.wait_for(
+            lambda e: e["type"] == "StasisStart", 10, "StasisStart at the controller"
+        )
+        assert start["args"] == ["inbound", SWITCHBOARD]
+        await controller.rest("DELETE", f"channels/{start['channel']['id']}")
+        await call.wait(15)
+    finally:
+        await controller.stop()
+
+
+async def test_internal_call_and_feature_code_enter_stasis_with_their_kind(
+    pbx: Pbx, observer: Observer
+) -> None:
+    controller = StasisApp(pbx, pbx.app)
+    await controller.start()
+    try:
+        internal = await place_call(pbx, "1102", from_extension="1101", hold_ms=-1)
+        entry = await observer.wait_for(
+            stasis_entry(pbx.app, "internal,1102"), 10, "internal call entering Stasis"
+        )
+        assert entry["channel"]["name"].startswith("PJSIP/1101-")
+        feature = await place_call(pbx, "*23*2*1430#", from_extension="1103", hold_ms=-1)
+        await observer.wait_for(
+            stasis_entry(pbx.app, "feature,*23*2*1430#"), 10, "feature code entering Stasis"
+        )
+        starts = await _stasis_starts(controller, 2)
+        assert sorted(tuple(s["args"]) for s in starts) == [
+            ("feature", "*23*2*1430#"),
+            ("internal", "1102"),
+        ]
+        for start in starts:
+            await controller.rest("DELETE", f"channels/{start['channel']['id']}")
+        await internal.wait(15)
+        await feature.wait(15)
+    finally:
+        await controller.stop()
+
+
+async def _stasis_starts(app: StasisApp, count: int) -> list[Event]:
+    await app.wait_for(
+        lambda _: len(app.matching(lambda e: e["type"] == "StasisStart")) >= count,
+        10,
+        f"{count} StasisStart events",
+    )
+    return app.matching(lambda e: e["type"] == "StasisStart")
+
+
+# ----------------------------------------------------------------- fallback
+
+
+async def test_fallback_rings_the_operators_when_open(
+    pbx_env: PbxEnv, pbx: Pbx, observer: Observer
+) -> None:
+    open_now(pbx_env)
+    answering = await start_phone(pbx, "1001", ring_ms=1500)
+    silent = await start_phone(pbx, "1002", ring_ms=NEVER)
+    try:
+        call = await place_call(pbx, SWITCHBOARD, hold_ms=1000)
+        entry = await observer.wait_for(
+            stasis_entry(pbx.app, f"inbound,{SWITCHBOARD}"), 10, "Stasis attempt"
+        )
+        caller_id = entry["channel"]["id"]
+        await observer.wait_for(
+            varset("STASISSTATUS", "FAILED", caller_id), 10, "STASISSTATUS=FAILED"
+        )
+        ringing = await observer.wait_for(dial("PJSIP/1001-", "RINGING"), 10, "1001 ringing")
+        answered = await observer.wait_for(dial("PJSIP/1001-", "ANSWER"), 15, "1001 answering")
+        assert answered["caller"]["id"] == caller_id
+        await observer.wait_for(dial("PJSIP/1002-", "RINGING"), 10, "1002 ringing too")
+        await observer.wait_for(dial("PJSIP/1002-", "CANCEL"), 10, "1002 cancelled")
+        # The phone rang 1.5 s before it answered; Asterisk's own timestamps say so.
+        rang = (ts(answered) - ts(ringing)).total_seconds()
+        assert 1.2 <= rang <= 1.8, rang
+        assert await call.wait(20) == 0
+    finally:
+        await answering.stop()
+        await silent.stop()
+
+
+async def test_fallback_plays_the_closed_message_when_closed(
+    pbx_env: PbxEnv, pbx: Pbx, observer: Observer
+) -> None:
+    closed_today(pbx_env)
+    operator = await start_phone(pbx, "1001", ring_ms=500)
+    try:
+        call = await place_call(pbx, SWITCHBOARD, hold_ms=-1, dtmf=[("1", 1500), ("2", 2000)])
+        entry = await observer.wait_for(
+            stasis_entry(pbx.app, f"inbound,{SWITCHBOARD}"), 10, "Stasis attempt"
+        )
+        caller_id = entry["channel"]["id"]
+        playback = await observer.wait_for(
+            lambda e: dialplan_app(e, "Playback") and e["channel"]["id"] == caller_id,
+            10,
+            "the closed message",
+        )
+        assert playback["dialplan_app_data"] == "vvk/fallback-closed"
+        # The caller's RFC 4733 digits reach Asterisk during the message.
+        for digit in ("1", "2"):
+            await observer.wait_for(
+                lambda e, d=digit: (
+                    e.get("type") == "ChannelDtmfReceived"
+                    and e.get("digit") == d
+                    and e["channel"]["id"] == caller_id
+                ),
+                10,
+                f"DTMF {digit}",
+            )
+        # The prompt file exists and played to its end, then the call ends.
+        await observer.wait_for(
+            varset("PLAYBACKSTATUS", "SUCCESS", caller_id), 60, "PLAYBACKSTATUS=SUCCESS"
+        )
+        assert await call.wait(30) == 0
+        assert not observer.matching(lambda e: e.get("type") == "Dial"), "nobody may be dialled"
+    finally:
+        await operator.stop()
+
+
+async def test_fallback_internal_call_rings_the_extension(
+    pbx_env: PbxEnv, pbx: Pbx, observer: Observer
+) -> None:
+    phone = await start_phone(pbx, "1202", ring_ms=700)
+    try:
+        call = await place_call(pbx, "1202", from_extension="1201", hold_ms=800)
+        await observer.wait_for(stasis_entry(pbx.app, "internal,1202"), 10, "Stasis attempt")
+        await observer.wait_for(dial("PJSIP/1202-", "ANSWER"), 10, "1202 answering")
+        assert await call.wait(20) == 0
+    finally:
+        await phone.stop()
+
+
+async def test_fallback_skips_a_busy_operator(
+    pbx_env: PbxEnv, pbx: Pbx, observer: Observer
+) -> None:
+    open_now(pbx_env)
+    busy = await start_phone(pbx, "1001", busy=True)
+    answering = await start_phone(pbx, "1002", ring_ms=500)
+    try:
+        call = await place_call(pbx, SWITCHBOARD, hold_ms=800)
+        await observer.wait_for(dial("PJSIP/1001-", "BUSY"), 10, "1001 busy")
+        await observer.wait_for(dial("PJSIP/1002-", "ANSWER"), 10, "1002 answering")
+        assert await call.wait(20) == 0
+    finally:
+        await busy.stop()
+        await answering.stop()
+
+
+async def test_feature_code_without_controller_is_told_it_is_unavailable(
+    pbx: Pbx, observer: Observer
+) -> None:
+    call = await place_call(pbx, "*23*2*1430#", from_extension="1101", hold_ms=-1)
+    playback = await observer.wait_for(
+        lambda e: dialplan_app(e, "Playback"), 10, "the unavailable message"
+    )
+    assert playback["dialplan_app_data"] == "vvk/fallback-feature-unavailable"
+    assert await call.wait(30) == 0
+
+
+async def test_asterisk_made_no_dns_lookups(pbx_env: PbxEnv) -> None:
+    # Runs after the calls above. Without the host name in the chroot's
+    # /etc/hosts, Asterisk resolves it through DNS; with no DNS here calls pile up.
+    await asyncio.sleep(0)
+    assert pbx_env.dns.queries == []
+    text = "".join(
+        path.read_text(errors="replace") for path in pbx_env.log_dir.glob("*") if path.is_file()
+    )
+    assert "Stasis" in text, "the log should show the calls"
+    dns = [
+        line
+        for line in text.splitlines()
+        if re.search(r"(WARNING|ERROR)", line)
+        and re.search(r"DNS|dns|getaddrinfo|lookup|ROOT-SERVERS|resolve", line)
+    ]
+    assert not dns, dns[:5]
