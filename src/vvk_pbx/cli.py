@@ -190,6 +190,35 @@ def asterisk_up(config: ConfigOption = None) -> None:
         raise typer.Exit(1) from None
 
 
+@asterisk_app.command("render")
+def asterisk_render(
+    output: Annotated[Path, typer.Option("--out", help="Write Asterisk's config files here.")],
+    sounds: Annotated[
+        Path | None, typer.Option(help="Also speak the Swedish prompts into this directory.")
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Render Asterisk's whole config from the ops file into a directory (for docker/ and other hosts).
+
+    The ARI password is read from (or generated into) $VVK_PBX_STATE/ari-password.
+    """
+    from vvk_pbx.asterisk import local
+    from vvk_pbx.asterisk.prompts import build_prompts
+    from vvk_pbx.asterisk.render import render_config
+
+    settings = _load_or_exit(config)
+    calendar = Calendar(settings.hours_policy())
+    layout = local.Layout.default()
+    files = render_config(settings, calendar, _now(settings), local.ari_password(layout), local.CHROOT)
+    output.mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        (output / name).write_text(text, encoding="utf-8")
+    _log(f"wrote {len(files)} files to {output}")
+    if sounds is not None:
+        build_prompts(settings, calendar, layout.cache / "sounds", sounds, _log)
+        _log(f"wrote the prompts to {sounds}")
+
+
 @asterisk_app.command("down")
 def asterisk_down() -> None:
     """Stop the local Asterisk."""

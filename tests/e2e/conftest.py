@@ -41,7 +41,7 @@ class PbxEnv:
 
     @property
     def log_dir(self) -> Path:
-        return self.layout.inside(local.chroot_paths(self.layout).log)
+        return self.layout.inside(local.CHROOT.log)
 
 
 @pytest.fixture(scope="session")

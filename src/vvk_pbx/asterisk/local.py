@@ -45,6 +45,9 @@ DOCKER_HINT = (
 )
 
 
+CHROOT = ChrootPaths()
+
+
 class ProvisionError(RuntimeError):
     """The local Asterisk cannot be built, started or reached; the message says why."""
 
@@ -201,22 +204,11 @@ def ari_password(layout: Layout) -> str:
     return password
 
 
-def _module_dir(rootfs: Path) -> str:
-    found = sorted(rootfs.glob("usr/lib/*/asterisk/modules"))
-    if not found:
-        raise ProvisionError(f"no Asterisk modules under {rootfs}/usr/lib: rebuild the rootfs")
-    return "/" + str(found[0].relative_to(rootfs))
-
-
-def chroot_paths(layout: Layout) -> ChrootPaths:
-    return ChrootPaths(modules=_module_dir(layout.rootfs))
-
-
 def install_config(
     settings: Settings, calendar: Calendar, layout: Layout, now: datetime, log: Log
 ) -> ChrootPaths:
     """Render Asterisk's config and the prompts into the root filesystem."""
-    paths = chroot_paths(layout)
+    paths = CHROOT
     files = render_config(settings, calendar, now, ari_password(layout), paths)
     etc = layout.inside(paths.etc)
     etc.mkdir(parents=True, exist_ok=True)
@@ -368,7 +360,7 @@ def _gone(pid: int) -> bool:
 
 def cli(layout: Layout, command: str, timeout: float = 15) -> str:
     """Run one Asterisk CLI command (``asterisk -rx``) and return its output."""
-    paths = chroot_paths(layout)
+    paths = CHROOT
     try:
         result = subprocess.run(
             ["chroot", str(layout.rootfs), "asterisk", "-C", paths.asterisk_conf, "-rx", command],

@@ -23,9 +23,8 @@ PACKAGES_DIR = PROJECT_ROOT / "packages"
 
 @dataclass(frozen=True)
 class ChrootPaths:
-    """Where Asterisk keeps things, as seen inside its root filesystem."""
+    """Where Asterisk keeps things, as seen inside its root filesystem (or its container)."""
 
-    modules: str
     etc: str = "/etc/vvk-asterisk"
     db: str = "/var/lib/vvk-asterisk"
     spool: str = "/var/spool/vvk-asterisk"
