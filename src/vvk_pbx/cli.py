@@ -209,7 +209,9 @@ def asterisk_render(
     settings = _load_or_exit(config)
     calendar = Calendar(settings.hours_policy())
     layout = local.Layout.default()
-    files = render_config(settings, calendar, _now(settings), local.ari_password(layout), local.CHROOT)
+    files = render_config(
+        settings, calendar, _now(settings), local.ari_password(layout), local.CHROOT
+    )
     output.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
         (output / name).write_text(text, encoding="utf-8")

@@ -128,3 +128,35 @@ def test_console_script_is_installed() -> None:
         check=True,
     )
     assert json.loads(proc.stdout)["open"] is True
+
+
+def test_asterisk_up_as_non_root_points_to_docker(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("os.geteuid", lambda: 1000)
+    code, _, err = run("asterisk", "up", "--config", str(SAMPLE_CONFIG))
+    assert code == 1
+    assert "needs root" in err
+    assert "docker compose -f docker/compose.yaml up" in err
+
+
+def test_asterisk_render_writes_a_whole_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VVK_PBX_STATE", str(tmp_path / "state"))
+    code, _, err = run(
+        "asterisk", "render", "--out", str(tmp_path / "etc"), "--config", str(SAMPLE_CONFIG)
+    )
+    assert code == 0, err
+    names = {p.name for p in (tmp_path / "etc").iterdir()}
+    assert {"pjsip.conf", "extensions.conf", "extensions-fallback.conf", "ari.conf"} <= names
+    password = (tmp_path / "state" / "ari-password").read_text().strip()
+    assert f"password = {password}" in (tmp_path / "etc" / "ari.conf").read_text()
+    assert (tmp_path / "state" / "ari-password").stat().st_mode & 0o077 == 0
+
+
+def test_dialplan_render_prints_the_fallback() -> None:
+    code, out, _ = run(
+        "dialplan", "render", "--config", str(SAMPLE_CONFIG), "--at", "2026-12-01T10:00"
+    )
+    assert code == 0
+    assert "[vvk-fallback-inbound]" in out
+    assert "exten => 20261224,1,NoOp(Julafton: 08:00–12:00)" in out

@@ -1,0 +1,42 @@
+"""The Docker files, checked statically: no Docker engine runs on these machines."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+from typer.testing import CliRunner
+
+from tests.conftest import ROOT
+from vvk_pbx.cli import app
+
+DOCKER = ROOT / "docker"
+
+
+def compose() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load((DOCKER / "compose.yaml").read_text())
+    return data
+
+
+def test_asterisk_image_installs_the_same_package_list_as_the_local_provisioning() -> None:
+    dockerfile = (DOCKER / "asterisk" / "Dockerfile").read_text()
+    assert "FROM debian:sid" in dockerfile
+    assert "COPY packages/asterisk-rootfs.txt" in dockerfile
+    assert (ROOT / "packages" / "asterisk-rootfs.txt").exists()
+
+
+def test_compose_builds_from_existing_dockerfiles_and_has_postgres() -> None:
+    services = compose()["services"]
+    assert {"render", "asterisk", "postgres"} <= set(services)
+    for name in ("render", "asterisk"):
+        build = services[name]["build"]
+        assert (DOCKER / build["context"] / build["dockerfile"]).resolve().exists()
+
+
+def test_compose_render_command_is_a_real_cli_command() -> None:
+    command = compose()["services"]["render"]["command"]
+    result = CliRunner().invoke(app, [*command[:2], "--help"])
+    assert result.exit_code == 0
+    for option in command[2:]:
+        if option.startswith("--"):
+            assert option in result.stdout
