@@ -1,0 +1,375 @@
+"""A thin typed ARI client on aiohttp: REST calls with timeouts, and one reconnecting event stream.
+
+Why our own: ari-py (the design card's choice) fails to import on Python 3 and
+is synchronous; the other PyPI clients lack reconnects, lose event order or
+spin when the socket closes (``../shared/design/asterisk-notes.md``).
+
+Errors::
+
+    AriError(Exception)              a REST call failed
+    ├── AriHttpError                 Asterisk answered 4xx/5xx (``.status``, ``.path``)
+    │   └── AriNotFoundError              404: the channel, bridge or playback is gone
+    └── AriUnavailableError               no answer: connection refused or timed out
+
+Authentication is the Basic header, never ``api_key`` in the URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from vvk_pbx.ari.models import Channel, Event, Json, Playback, parse_event
+
+log = logging.getLogger(__name__)
+
+
+class AriError(Exception):
+    """A REST call to ARI failed."""
+
+
+class AriHttpError(AriError):
+    """ARI answered with an error status."""
+
+    def __init__(self, method: str, path: str, status: int, message: str) -> None:
+        self.method, self.path, self.status, self.message = method, path, status, message
+        super().__init__(f"{method} {path}: {status} {message}")
+
+
+class AriNotFoundError(AriHttpError):
+    """404: the resource is gone (a caller hung up, a playback ended)."""
+
+
+class AriUnavailableError(AriError):
+    """ARI did not answer: connection refused, reset or timed out."""
+
+
+@dataclass(frozen=True)
+class AriConfig:
+    """Where and who: ``base_url`` like ``http://127.0.0.1:8088`` (no ``/ari``)."""
+
+    base_url: str
+    user: str
+    password: str
+    app: str
+    timeout_s: float = 5.0
+
+    def auth_header(self) -> dict[str, str]:
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        return {"Authorization": f"Basic {token}"}
+
+    @property
+    def events_url(self) -> str:
+        ws = self.base_url.replace("http://", "ws://", 1).replace("https://", "wss://", 1)
+        return f"{ws}/ari/events?app={self.app}"
+
+
+class AriClient:
+    """ARI's REST interface: one method per call the controller makes, each with a timeout."""
+
+    def __init__(self, config: AriConfig, session: aiohttp.ClientSession | None = None) -> None:
+        self.config = config
+        self._own_session = session is None
+        self._session = session
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # A connection pool sized for bursts: REST calls of many calls overlap.
+            connector = aiohttp.TCPConnector(limit=64)
+            self._session = aiohttp.ClientSession(
+                headers=self.config.auth_header(), connector=connector
+            )
+        return self._session
+
+    async def close(self) -> None:
+        if self._own_session and self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    async def request(
+        self, method: str, path: str, params: dict[str, str] | None = None, body: Json | None = None
+    ) -> Any:
+        """One REST call to ``/ari/<path>``. Returns the decoded JSON, or None for 204.
+
+        Raises ``AriNotFoundError``, ``AriHttpError`` or ``AriUnavailableError``.
+        """
+        url = f"{self.config.base_url}/ari/{path}"
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
+        try:
+            async with self.session.request(
+                method, url, params=params, json=body, timeout=timeout
+            ) as response:
+                text = await response.text()
+                if response.status >= 400:
+                    message = _message(text)
+                    error = AriNotFoundError if response.status == 404 else AriHttpError
+                    raise error(method, path, response.status, message)
+                return json.loads(text) if text else None
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise AriUnavailableError(f"{method} {path}: {exc.__class__.__name__} {exc}") from exc
+
+    # ----- channels -------------------------------------------------------------------
+
+    async def list_channels(self) -> list[Channel]:
+        return [Channel.parse(c) for c in await self.request("GET", "channels")]
+
+    async def answer(self, channel_id: str) -> None:
+        await self.request("POST", f"channels/{channel_id}/answer")
+
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None:
+        """Hang up; a channel that is already gone is not an error."""
+        with contextlib.suppress(AriNotFoundError):
+            await self.request("DELETE", f"channels/{channel_id}", {"reason": reason})
+
+    async def ring(self, channel_id: str) -> None:
+        """Indicate ringing to the caller (ringback) without answering."""
+        await self.request("POST", f"channels/{channel_id}/ring")
+
+    async def start_moh(self, channel_id: str, moh_class: str = "default") -> None:
+        await self.request("POST", f"channels/{channel_id}/moh", {"mohClass": moh_class})
+
+    async def play(
+        self, channel_id: str, media: Sequence[str], playback_id: str | None = None
+    ) -> Playback:
+        """Play ``media`` (``sound:vvk/x``, ``digits:123``, ...) in order as one playback."""
+        params = {"media": ",".join(media)}
+        if playback_id is not None:
+            params["playbackId"] = playback_id
+        return Playback.parse(await self.request("POST", f"channels/{channel_id}/play", params))
+
+    async def stop_playback(self, playback_id: str) -> None:
+        with contextlib.suppress(AriNotFoundError):
+            await self.request("DELETE", f"playbacks/{playback_id}")
+
+    async def create_channel(
+        self, endpoint: str, app_args: str, channel_id: str, originator: str | None = None
+    ) -> Channel:
+        """A new outgoing channel that enters our app without dialling yet (``/channels/create``).
+
+        It is not in Stasis until its own StasisStart arrives.
+        """
+        params = {
+            "endpoint": endpoint,
+            "app": self.config.app,
+            "appArgs": app_args,
+            "channelId": channel_id,
+        }
+        if originator is not None:
+            params["originator"] = originator
+        return Channel.parse(await self.request("POST", "channels/create", params))
+
+    async def dial(self, channel_id: str, caller: str | None = None, timeout_s: int = 0) -> None:
+        params = {"timeout": str(timeout_s)}
+        if caller is not None:
+            params["caller"] = caller
+        await self.request("POST", f"channels/{channel_id}/dial", params)
+
+    async def continue_in_dialplan(
+        self, channel_id: str, context: str, extension: str = "s", priority: int = 1
+    ) -> None:
+        """Send the channel back to the dialplan (the fallback), leaving Stasis."""
+        await self.request(
+            "POST",
+            f"channels/{channel_id}/continue",
+            {"context": context, "extension": extension, "priority": str(priority)},
+        )
+
+    # ----- bridges --------------------------------------------------------------------
+
+    async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None:
+        await self.request("POST", "bridges", {"type": kind, "bridgeId": bridge_id})
+
+    async def add_to_bridge(self, bridge_id: str, channel_ids: Iterable[str]) -> None:
+        await self.request(
+            "POST", f"bridges/{bridge_id}/addChannel", {"channel": ",".join(channel_ids)}
+        )
+
+    async def destroy_bridge(self, bridge_id: str) -> None:
+        with contextlib.suppress(AriNotFoundError):
+            await self.request("DELETE", f"bridges/{bridge_id}")
+
+    # ----- application --------------------------------------------------------------
+
+    async def set_event_filter(self, allowed: Iterable[str]) -> None:
+        """Ask Asterisk for only these event types (ARI 22 ``PUT /applications/{app}/eventFilter``)."""
+        body = {"allowed": [{"type": t} for t in allowed], "disallowed": []}
+        await self.request("PUT", f"applications/{self.config.app}/eventFilter", body=body)
+
+
+def _message(text: str) -> str:
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return text.strip()[:200]
+    return str(data.get("message", data)) if isinstance(data, dict) else str(data)
+
+
+# ----------------------------------------------------------------------------- events
+
+Handler = Callable[[Event], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Capped exponential backoff with full jitter: attempt n waits up to min(cap, base·2ⁿ) s."""
+
+    base_s: float = 0.2
+    cap_s: float = 5.0
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        ceiling = min(self.cap_s, self.base_s * 2.0 ** min(attempt, 30))
+        # Half fixed, half random: never zero (no hot loop), never in lock-step.
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+class OrderedDispatcher:
+    """Runs a handler for each event, in order per call, concurrently across calls.
+
+    Events with the same key (their channel id) go through one queue and one
+    worker task, so they are handled in the order they came. Each key has its
+    own worker, so a slow handler for one call never delays another. Events
+    with no channel go to the key ``""``. A worker ends when its queue is empty.
+    A handler that raises is logged; the next event is still handled.
+    """
+
+    def __init__(self, handler: Handler, key: Callable[[Event], str] | None = None) -> None:
+        self._handler = handler
+        self._key = key or (lambda event: event.channel_id or "")
+        self._queues: dict[str, asyncio.Queue[Event]] = {}
+        self._workers: set[asyncio.Task[None]] = set()
+
+    def submit(self, event: Event) -> None:
+        key = self._key(event)
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = self._queues[key] = asyncio.Queue()
+            task = asyncio.create_task(self._work(key, queue), name=f"ari-events-{key or 'global'}")
+            self._workers.add(task)
+            task.add_done_callback(self._workers.discard)
+        queue.put_nowait(event)
+
+    async def _work(self, key: str, queue: asyncio.Queue[Event]) -> None:
+        while True:
+            try:
+                event = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                del self._queues[key]
+                return
+            try:
+                await self._handler(event)
+            except Exception:
+                log.exception("handler failed for %s on %s", event.type, key or "(no channel)")
+
+    async def drain(self) -> None:
+        """Wait until every submitted event has been handled."""
+        while self._workers:
+            await asyncio.gather(*list(self._workers), return_exceptions=True)
+
+    @property
+    def active_keys(self) -> int:
+        return len(self._queues)
+
+
+class EventStream:
+    """The app's one events websocket, reconnecting until ``stop()``.
+
+    After every (re)connect ``on_connect`` runs before any event of the new
+    connection is dispatched: the place to resync (``GET /channels``) and set
+    the event filter. When the stream ends or fails, the next attempt waits a
+    capped, jittered, growing delay; a connection that lasted ``stable_s``
+    resets the delay. ``connected`` is set while a websocket is open.
+    """
+
+    def __init__(
+        self,
+        client: AriClient,
+        dispatcher: OrderedDispatcher,
+        on_connect: Callable[[], Awaitable[None]] | None = None,
+        backoff: Backoff = Backoff(),
+        stable_s: float = 10.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client = client
+        self.dispatcher = dispatcher
+        self.on_connect = on_connect
+        self.backoff = backoff
+        self.stable_s = stable_s
+        self.rng = rng or random.Random()
+        self.connected = asyncio.Event()
+        self.connects = 0
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        attempt = 0
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            started = loop.time()
+            try:
+                await self._one_connection()
+            except (aiohttp.ClientError, OSError, TimeoutError, AriError) as exc:
+                log.warning("ARI events: %s: %s", exc.__class__.__name__, exc)
+            self.connected.clear()
+            if self._stopping.is_set():
+                break
+            if loop.time() - started >= self.stable_s:
+                attempt = 0
+            delay = self.backoff.delay(attempt, self.rng)
+            attempt += 1
+            log.warning("ARI events: reconnecting in %.2f s (attempt %d)", delay, attempt)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), delay)
+
+    async def _one_connection(self) -> None:
+        async with self.client.session.ws_connect(
+            self.client.config.events_url, heartbeat=15
+        ) as ws:
+            self.connects += 1
+            if self.on_connect is not None:
+                await self.on_connect()
+            self.connected.set()
+            log.info("ARI events: connected (connection %d)", self.connects)
+            stop = asyncio.ensure_future(self._stopping.wait())
+            try:
+                while True:
+                    receive = asyncio.ensure_future(ws.receive())
+                    done, _ = await asyncio.wait(
+                        {receive, stop}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    if stop in done:
+                        receive.cancel()
+                        return
+                    message = receive.result()
+                    if message.type is aiohttp.WSMsgType.TEXT:
+                        self._dispatch(message.data)
+                    elif message.type in (
+                        aiohttp.WSMsgType.CLOSE,
+                        aiohttp.WSMsgType.CLOSED,
+                        aiohttp.WSMsgType.CLOSING,
+                        aiohttp.WSMsgType.ERROR,
+                    ):
+                        log.warning("ARI events: the stream ended (%s)", message.type.name)
+                        return
+            finally:
+                stop.cancel()
+
+    def _dispatch(self, data: str) -> None:
+        try:
+            raw = json.loads(data)
+        except ValueError:
+            log.warning("ARI events: not JSON, skipped: %.100s", data)
+            return
+        if isinstance(raw, dict):
+            self.dispatcher.submit(parse_event(raw))

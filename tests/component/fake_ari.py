@@ -1,0 +1,138 @@
+"""A fake ARI server for component tests: an aiohttp app on port 0.
+
+It checks Basic auth, records every REST request, answers with canned
+resources, and pushes events to connected websockets. Controls:
+``send_event(...)``, ``requests()``, ``reset()``, ``drop_connections()``,
+``gone`` (ids that answer 404), ``delay_s`` (slow answers), ``channels``
+(what ``GET /channels`` lists). It never replaces the real-Asterisk tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    query: dict[str, str]
+    body: Any
+
+
+@dataclass
+class FakeAri:
+    user: str = "vvk-pbx"
+    password: str = "secret"
+    gone: set[str] = field(default_factory=set)
+    channels: list[dict[str, Any]] = field(default_factory=list)
+    delay_s: float = 0.0
+    connections: int = 0
+    _requests: list[Request] = field(default_factory=list)
+    _sockets: list[web.WebSocketResponse] = field(default_factory=list)
+    _runner: web.AppRunner | None = None
+    port: int = 0
+
+    async def start(self) -> None:
+        app = web.Application(middlewares=[self._auth])
+        app.router.add_get("/ari/events", self._events)
+        app.router.add_route("*", "/ari/{path:.*}", self._rest)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
+        await site.start()
+        server = site._server
+        assert server is not None and server.sockets
+        self.port = server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        await self.drop_connections()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # ----- controls -----------------------------------------------------------------
+
+    def requests(self, method: str | None = None) -> list[Request]:
+        return [r for r in self._requests if method is None or r.method == method]
+
+    def reset(self) -> None:
+        self._requests.clear()
+        self.gone.clear()
+
+    async def send_event(self, event: dict[str, Any] | str) -> None:
+        data = event if isinstance(event, str) else json.dumps(event)
+        for ws in list(self._sockets):
+            if not ws.closed:
+                await ws.send_str(data)
+
+    async def drop_connections(self) -> None:
+        for ws in list(self._sockets):
+            await ws.close()
+        self._sockets.clear()
+
+    async def wait_connected(self, count: int, timeout: float = 5.0) -> None:
+        async def reached() -> None:
+            while self.connections < count or not self._sockets:
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(reached(), timeout)
+
+    # ----- handlers -------------------------------------------------------------------
+
+    @web.middleware
+    async def _auth(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
+        if request.headers.get("Authorization") != f"Basic {token}":
+            return web.json_response({"message": "Authentication required"}, status=401)
+        if "api_key" in request.query:
+            return web.json_response({"message": "api_key in the URL is refused"}, status=400)
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    async def _events(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.connections += 1
+        self._sockets.append(ws)
+        async for message in ws:
+            if message.type is WSMsgType.ERROR:
+                break
+        return ws
+
+    async def _rest(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json() if request.can_read_body else None
+        path = request.match_info["path"]
+        self._requests.append(Request(request.method, path, dict(request.query), body))
+        if self.delay_s:
+            await asyncio.sleep(self.delay_s)
+        parts = path.split("/")
+        if len(parts) > 1 and parts[1] in self.gone:
+            return web.json_response({"message": "Channel not found"}, status=404)
+        if request.method == "GET" and path == "channels":
+            return web.json_response(self.channels)
+        if request.method == "POST" and path == "channels/create":
+            q = request.query
+            return web.json_response(
+                {"id": q["channelId"], "name": f"{q['endpoint']}-0001", "state": "Down"}
+            )
+        if request.method == "POST" and len(parts) == 3 and parts[2] == "play":
+            return web.json_response(
+                {
+                    "id": request.query.get("playbackId", "pb-1"),
+                    "media_uri": request.query["media"],
+                    "target_uri": f"channel:{parts[1]}",
+                    "state": "queued",
+                }
+            )
+        return web.Response(status=204)
