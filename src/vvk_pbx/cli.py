@@ -159,6 +159,57 @@ def hours(
     out.print(table)
 
 
+@app.command()
+def simulate(
+    at: Annotated[str, typer.Option(help="When the call arrives (ISO 8601; local if no offset).")],
+    caller: Annotated[
+        str, typer.Option("--from", help="The caller: a phone number or an extension.")
+    ],
+    dialed: Annotated[
+        str, typer.Option("--to", help="The dialed number, extension or feature code.")
+    ],
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """What happens to a call at a given time: the route decision and its trace, without Asterisk (O1).
+
+    A caller that is an extension makes an internal call (a feature code if
+    the dialed string starts with * or #); any other caller comes from the trunk.
+    """
+    from vvk_pbx.domain.routing import CallKind, digits, route
+
+    settings = _load_or_exit(config)
+    calendar = Calendar(settings.hours_policy())
+    numbering = settings.numbering()
+    when = parse_instant(at, settings)
+    if digits(caller) in numbering.extensions:
+        kind = CallKind.FEATURE if dialed[:1] in ("*", "#") else CallKind.INTERNAL
+        caller = digits(caller)
+    else:
+        kind = CallKind.INBOUND
+    try:
+        decision = route(kind, caller, dialed, when, calendar, numbering)
+    except UnsupportedYearError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--at") from None
+    if as_json:
+        payload = {
+            "at": when.isoformat(),
+            "kind": kind.value,
+            "action": decision.action.value,
+            "target": decision.target,
+            "external": decision.external,
+            "trace": [{"rule": s.rule, "decision": s.decision} for s in decision.trace],
+        }
+        out.print_json(json.dumps(payload, ensure_ascii=False))
+        return
+    target = f" -> {decision.target}" if decision.target else ""
+    out.print(
+        f"{when.isoformat()} {kind.value} call: {decision.action.value}{target}", markup=False
+    )
+    for step in decision.trace:
+        out.print(f"  {step}", markup=False)
+
+
 asterisk_app = typer.Typer(
     help="The local Asterisk 22 (a cached Debian root filesystem in a chroot; needs root).",
     no_args_is_help=True,

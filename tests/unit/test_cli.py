@@ -160,3 +160,42 @@ def test_dialplan_render_prints_the_fallback() -> None:
     assert code == 0
     assert "[vvk-fallback-inbound]" in out
     assert "exten => 20261224,1,NoOp(Julafton: 08:00–12:00)" in out
+
+
+def test_simulate_christmas_eve_after_noon_is_the_answering_machine() -> None:
+    code, out, err = run(
+        "simulate",
+        "--config",
+        str(SAMPLE_CONFIG),
+        "--at",
+        "2026-12-24T12:30",
+        "--from",
+        "+46701234567",
+        "--to",
+        "0123-19100",
+        "--json",
+    )
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["action"] == "answering_machine"
+    assert result["kind"] == "inbound"
+    assert result["trace"][-1] == {
+        "rule": "H5",
+        "decision": "central answering machine; opens again 2026-12-28T08:00:00+01:00",
+    }
+
+
+def test_simulate_from_an_extension_is_internal() -> None:
+    code, out, _ = run(
+        "simulate",
+        "--config",
+        str(SAMPLE_CONFIG),
+        "--at",
+        "2026-11-30T10:00",
+        "--from",
+        "1101",
+        "--to",
+        "1202",
+    )
+    assert code == 0
+    assert out.splitlines()[0] == "2026-11-30T10:00:00+01:00 internal call: extension -> 1202"

@@ -35,6 +35,7 @@ from vvk_pbx.domain.calendar import (
     PeriodHours,
     TimeRange,
 )
+from vvk_pbx.domain.routing import Numbering
 
 _CLOCK = re.compile(r"^([0-9]{1,2}):([0-9]{2})$")
 
@@ -313,6 +314,14 @@ class Asterisk(Section):
     phones: Phones = Phones()
 
 
+class Switchboard(Section):
+    """The public numbers: the switchboard's, and the prefix of the staff's direct numbers (A5)."""
+
+    number: PhoneNumber
+    direct_prefix: PhoneNumber
+    operator_codes: tuple[Annotated[str, Field(pattern=r"^[0-9]{1,4}$")], ...] = ("0", "9")
+
+
 class Settings(Section):
     """The whole ops config. Build it with ``vvk_pbx.config.load``."""
 
@@ -321,6 +330,7 @@ class Settings(Section):
     overrides: Overrides = Overrides()
     ring: Ring = Ring()
     on_call: tuple[OnCall, ...] = ()
+    switchboard: Switchboard
     operators: tuple[Operator, ...] = Field(min_length=1)
     units: tuple[Unit, ...] = ()
     staff: tuple[Person, ...] = ()
@@ -366,6 +376,15 @@ class Settings(Section):
         """Every phone's ``(extension, name)``: the operators, then the staff, in file order."""
         return tuple((o.extension, o.name) for o in self.operators) + tuple(
             (p.extension, p.name) for p in self.staff
+        )
+
+    def numbering(self) -> Numbering:
+        """The routing view of the numbers: switchboard, direct prefix and extensions."""
+        return Numbering(
+            switchboard=digits_of(self.switchboard.number),
+            direct_prefix=digits_of(self.switchboard.direct_prefix),
+            extensions=dict(self.extensions()),
+            operator_codes=self.switchboard.operator_codes,
         )
 
     def unit_members(self, unit_id: str) -> tuple[Person, ...]:
