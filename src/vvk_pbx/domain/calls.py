@@ -1,0 +1,99 @@
+"""One call's record for the call log (A1, A2, O1): pure data and the rules that fill it.
+
+Times are aware datetimes from the ARI events' own ``timestamp`` fields, never
+the time an event reached the controller. A record is saved at every state
+change, so a crash loses at most the change in flight.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from vvk_pbx.domain.routing import Route, rings, within_goal
+
+
+class Outcome(StrEnum):
+    """How a call ended (or ``in_progress`` while it lasts)."""
+
+    IN_PROGRESS = "in_progress"
+    ANSWERED = "answered"
+    ABANDONED = "abandoned"
+    CLOSED = "closed"
+    ON_CALL_TRANSFER = "on_call_transfer"
+    FALLBACK = "fallback"
+    VOICEMAIL = "voicemail"
+    REFERRED = "referred"
+    NO_ANSWER = "no_answer"
+    UNKNOWN_NUMBER = "unknown_number"
+
+
+@dataclass(frozen=True)
+class Leg:
+    """An outgoing leg of a call: an operator's, an extension's or an on-call number's channel."""
+
+    id: str
+    call_id: str
+    endpoint: str
+    purpose: str
+    created_at: datetime
+    ring_started_at: datetime | None = None
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    status: str = ""
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One call: the caller's channel id is its id."""
+
+    id: str
+    direction: str  # "external" or "internal"
+    caller: str
+    called: str
+    arrived_at: datetime
+    ring_started_at: datetime | None = None
+    answered_at: datetime | None = None
+    answered_by: str | None = None
+    ended_at: datetime | None = None
+    outcome: Outcome = Outcome.IN_PROGRESS
+    rings: int | None = None
+    within_goal: bool | None = None
+    trace: tuple[str, ...] = field(default_factory=tuple)
+
+    @classmethod
+    def arrive(
+        cls, call_id: str, caller: str, called: str, at: datetime, route: Route
+    ) -> CallRecord:
+        return cls(
+            id=call_id,
+            direction="external" if route.external else "internal",
+            caller=caller,
+            called=called,
+            arrived_at=at,
+            trace=tuple(str(step) for step in route.trace),
+        )
+
+    def note(self, decision: str) -> CallRecord:
+        """The record with one more trace line."""
+        return replace(self, trace=(*self.trace, decision))
+
+    def answered(self, at: datetime, by: str, cycle_ms: int, goal_rings: int) -> CallRecord:
+        """A person answered at ``at`` (A2: never a machine). Rings count from arrival (A1)."""
+        seconds = max(0.0, (at - self.arrived_at).total_seconds())
+        return replace(
+            self,
+            answered_at=at,
+            answered_by=by,
+            outcome=Outcome.ANSWERED,
+            rings=rings(seconds, cycle_ms),
+            within_goal=within_goal(seconds, cycle_ms, goal_rings),
+        )
+
+    def ended(self, at: datetime, outcome: Outcome | None = None) -> CallRecord:
+        """The call ended at ``at``; unanswered and still in progress means the caller gave up."""
+        final = outcome or (
+            Outcome.ABANDONED if self.outcome is Outcome.IN_PROGRESS else self.outcome
+        )
+        return replace(self, ended_at=self.ended_at or at, outcome=final)

@@ -1,0 +1,16 @@
+"""Alembic environment: runs migrations on the connection ``calllog.migrate`` hands over."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from vvk_pbx.storage.tables import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=connection.dialect.name == "sqlite",  # SQLite alters tables by copying
+)
+with context.begin_transaction():
+    context.run_migrations()
