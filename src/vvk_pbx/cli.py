@@ -210,6 +210,168 @@ def simulate(
         out.print(f"  {step}", markup=False)
 
 
+@app.command("run")
+def run_controller(
+    config: ConfigOption = None,
+    clock: Annotated[
+        str | None,
+        typer.Option(
+            help="Run as if it were this time (ISO 8601), for demos and tests. Logged loudly."
+        ),
+    ] = None,
+    health_port: Annotated[
+        int, typer.Option(help="Port of the health endpoint on 127.0.0.1.")
+    ] = 8089,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            help="Call-log database URL [default: $VVK_PBX_DATABASE_URL or SQLite in the state dir]."
+        ),
+    ] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logging.")] = False,
+) -> None:
+    """Run the call controller: connect to Asterisk's ARI and handle every call."""
+    import asyncio
+
+    from vvk_pbx import bootstrap
+    from vvk_pbx.asterisk.local import Layout
+    from vvk_pbx.storage.calllog import StorageError
+
+    settings = _load_or_exit(config)
+    clock_at = parse_instant(clock, settings) if clock is not None else None
+    bootstrap.log_setup(verbose)
+    try:
+        asyncio.run(bootstrap.run(settings, Layout.default(), clock_at, health_port, database))
+    except StorageError as exc:
+        err.print(f"vvk-pbx run: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        err.print(f"vvk-pbx run: {exc}", markup=False)
+        raise typer.Exit(1) from None
+
+
+calls_app = typer.Typer(help="The call log (A1, F1).", no_args_is_help=True)
+app.add_typer(calls_app, name="calls")
+
+CALL_FIELDS = (
+    "id",
+    "direction",
+    "caller",
+    "called",
+    "arrived_at",
+    "ring_started_at",
+    "answered_at",
+    "answered_by",
+    "ended_at",
+    "outcome",
+    "rings",
+    "within_goal",
+    "trace",
+)
+
+
+def _calls(
+    database: str | None, since: str | None, until: str | None, settings: Settings
+) -> list[Any]:
+    import asyncio
+
+    from vvk_pbx.asterisk.local import Layout
+    from vvk_pbx.storage.calllog import CallLog, StorageError, default_url
+
+    start = parse_instant(since, settings) if since else None
+    end = parse_instant(until, settings) if until else None
+
+    async def fetch() -> list[Any]:
+        store = await CallLog.open(database or default_url(Layout.default().state))
+        try:
+            return await store.list_calls(start, end)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(fetch())
+    except StorageError as exc:
+        err.print(f"vvk-pbx calls: {exc}", markup=False)
+        raise typer.Exit(1) from None
+
+
+def call_json(record: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in CALL_FIELDS:
+        value = getattr(record, name)
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, tuple):
+            value = list(value)
+        elif hasattr(value, "value"):
+            value = value.value
+        out[name] = value
+    return out
+
+
+SinceOption = Annotated[str | None, typer.Option(help="Calls that arrived at or after this time.")]
+UntilOption = Annotated[str | None, typer.Option(help="Calls that arrived before this time.")]
+DatabaseOption = Annotated[str | None, typer.Option(help="Call-log database URL.")]
+
+
+@calls_app.command("list")
+def calls_list(
+    config: ConfigOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    database: DatabaseOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List logged calls with arrival, ring and answer times, rings, the goal and the outcome."""
+    settings = _load_or_exit(config)
+    records = _calls(database, since, until, settings)
+    if as_json:
+        out.print_json(json.dumps([call_json(r) for r in records], ensure_ascii=False))
+        return
+    table = Table(title=f"Samtal ({len(records)})")
+    for column in ("Ankom", "Från", "Till", "Svarade", "Signaler", "Mål", "Utfall"):
+        table.add_column(column)
+    tz = settings.site.tz
+    for r in records:
+        table.add_row(
+            r.arrived_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
+            r.caller,
+            r.called,
+            r.answered_by or "",
+            "" if r.rings is None else str(r.rings),
+            "" if r.within_goal is None else ("ja" if r.within_goal else "nej"),
+            r.outcome.value,
+        )
+    out.print(table)
+
+
+@calls_app.command("export")
+def calls_export(
+    config: ConfigOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
+    database: DatabaseOption = None,
+    fmt: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+) -> None:
+    """Export the call log for a period as JSON or CSV (F1)."""
+    import csv
+    import sys as _sys
+
+    settings = _load_or_exit(config)
+    if fmt not in ("json", "csv"):
+        raise typer.BadParameter("json or csv", param_hint="--format")
+    records = _calls(database, since, until, settings)
+    rows = [call_json(r) for r in records]
+    if as_json or fmt == "json":
+        _sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
+        return
+    writer = csv.DictWriter(_sys.stdout, fieldnames=list(CALL_FIELDS))
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({**row, "trace": " | ".join(row["trace"])})
+
+
 asterisk_app = typer.Typer(
     help="The local Asterisk 22 (a cached Debian root filesystem in a chroot; needs root).",
     no_args_is_help=True,

@@ -143,7 +143,7 @@ def ring_timeout(settings: Settings) -> int:
 def closed_message(settings: Settings, calendar: Calendar) -> str:
     """The Swedish text of the fallback closed message: the site, that it is closed, the hours (H5)."""
     parts = [f"Välkommen till {settings.site.name}.", "Växeln är stängd just nu."]
-    hours = _spoken_week(calendar)
+    hours = spoken_week(calendar)
     if hours:
         parts.append(f"Växeln är öppen {hours}.")
     half = _spoken_ranges(calendar.policy.half_day)
@@ -156,7 +156,8 @@ def closed_message(settings: Settings, calendar: Calendar) -> str:
     return " ".join(parts)
 
 
-def _spoken_week(calendar: Calendar) -> str:
+def spoken_week(calendar: Calendar) -> str:
+    """The weekly hours in Swedish words: ``måndag till fredag klockan 8 till 12 och 13 till 16``."""
     names = ("måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag")
     groups: list[tuple[list[int], tuple[TimeRange, ...]]] = []
     for weekday in range(7):

@@ -13,9 +13,50 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
-from vvk_pbx.asterisk.fallback import closed_message
+from vvk_pbx.asterisk.fallback import closed_message, spoken_week
 from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.calendar import Calendar
+
+WEEKDAY_WORDS = ("måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag")
+
+
+def catalogue(settings: Settings, calendar: Calendar) -> dict[str, str]:
+    """Every prompt the controller and the fallback play: ``{name: Swedish text}`` (``vvk/<name>``).
+
+    Fixed phrases, the words the next-opening sentence is composed from
+    (weekdays, "i dag", "i morgon", "klockan", numbers 0–59), one prompt per
+    on-call service with its number read as digits (H5), and the fallback's
+    own messages.
+    """
+    prompts = {
+        "welcome": f"Välkommen till {settings.site.name}.",
+        "closed": "Växeln är stängd just nu.",
+        "hours": _hours_sentence(calendar),
+        "opens-again": "Växeln öppnar igen",
+        "today": "i dag",
+        "tomorrow": "i morgon",
+        "at-clock": "klockan",
+        "repeat": "Du hör meddelandet en gång till.",
+        "goodbye": "Tack för att du ringde. Hej då.",
+        "connecting": "Du kopplas nu.",
+        "please-hold": "Alla våra telefonister är upptagna. Vänligen vänta, du kopplas strax.",
+    }
+    for i, word in enumerate(WEEKDAY_WORDS):
+        prompts[f"day-{i}"] = word
+    for n in range(60):
+        prompts[f"num-{n}"] = str(n)
+    for service in settings.on_call:
+        spoken = " ".join(c for c in service.number if c.isdigit())
+        prompts[f"on-call-{service.digit}"] = (
+            f"{service.name} nås på nummer {spoken}. Tryck {service.digit} för att kopplas dit."
+        )
+    prompts.update(fallback_prompts(settings, calendar))
+    return prompts
+
+
+def _hours_sentence(calendar: Calendar) -> str:
+    week = spoken_week(calendar)
+    return f"Växeln är öppen {week}." if week else "Växeln har inga fasta öppettider."
 
 
 def fallback_prompts(settings: Settings, calendar: Calendar) -> dict[str, str]:
@@ -76,10 +117,10 @@ def speak(text: str, target: Path) -> None:
 def build_prompts(
     settings: Settings, calendar: Calendar, cache: Path, target: Path, log: Callable[[str], None]
 ) -> list[Path]:
-    """Speak every fallback prompt whose text changed, and copy all into ``target``."""
+    """Speak every prompt of the catalogue whose text changed, and copy all into ``target``."""
     target.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in fallback_prompts(settings, calendar).items():
+    for name, text in catalogue(settings, calendar).items():
         key = hashlib.sha256(text.encode()).hexdigest()[:16]
         cached = cache / f"{name}-{key}.wav"
         if not cached.exists():

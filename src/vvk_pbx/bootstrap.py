@@ -1,0 +1,120 @@
+"""The one place that wires config, storage, ARI, services and HTTP into the running controller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from aiohttp import web
+
+from vvk_pbx.ari.client import AriClient, AriConfig, AriError, EventStream, OrderedDispatcher
+from vvk_pbx.ari.models import USED_EVENT_TYPES
+from vvk_pbx.asterisk.local import Layout, ari_password
+from vvk_pbx.config.model import Settings
+from vvk_pbx.domain.calendar import Calendar
+from vvk_pbx.services.recorder import Recorder
+from vvk_pbx.services.switchboard import Switchboard
+from vvk_pbx.storage.calllog import CallLog, default_url
+
+log = logging.getLogger("vvk_pbx")
+
+
+def shifted_clock(at: datetime | None) -> Callable[[], datetime]:
+    """The controller's clock: real time, or real time shifted so that now is ``at`` (demos, tests)."""
+    if at is None:
+        return lambda: datetime.now(UTC)
+    offset = at - datetime.now(UTC)
+    return lambda: datetime.now(UTC) + offset
+
+
+async def run(
+    settings: Settings,
+    layout: Layout,
+    clock_at: datetime | None = None,
+    health_port: int = 8089,
+    database_url: str | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Run the controller until ``stop`` is set or SIGINT/SIGTERM arrives."""
+    calendar = Calendar(settings.hours_policy())
+    clock = shifted_clock(clock_at)
+    if clock_at is not None:
+        log.warning(
+            "!!! SHIFTED CLOCK: the controller believes it is %s (real time %s); "
+            "routing follows the shifted clock, call times stay Asterisk's own !!!",
+            clock().astimezone(calendar.tz).isoformat(timespec="seconds"),
+            datetime.now(calendar.tz).isoformat(timespec="seconds"),
+        )
+    store = await CallLog.open(database_url or default_url(layout.state))
+    recorder = Recorder(store)
+    asterisk = settings.asterisk
+    ari = AriClient(
+        AriConfig(
+            f"http://127.0.0.1:{asterisk.ari_port}",
+            asterisk.ari_user,
+            ari_password(layout),
+            asterisk.app,
+        )
+    )
+    switchboard = Switchboard(ari, recorder, settings, calendar, clock)
+    dispatcher = OrderedDispatcher(switchboard.handle, key=switchboard.key)
+
+    async def on_connect() -> None:
+        try:
+            await ari.set_event_filter(USED_EVENT_TYPES)
+        except AriError as exc:  # an older Asterisk: all events, still correct
+            log.warning("ARI event filter not set: %s", exc)
+        await switchboard.resync(await ari.list_channels(), asterisk.app)
+
+    stream = EventStream(ari, dispatcher, on_connect=on_connect)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+    async def health(_request: web.Request) -> web.Response:
+        body = {
+            "status": "ok" if stream.connected.is_set() else "degraded",
+            "ari_connected": stream.connected.is_set(),
+            "calls": len(switchboard.calls),
+            "pending_writes": recorder.pending,
+            "clock": clock().astimezone(calendar.tz).isoformat(timespec="seconds"),
+            "clock_shifted": clock_at is not None,
+        }
+        return web.json_response(body, status=200 if body["ari_connected"] else 503)
+
+    app = web.Application()
+    app.router.add_get("/health", health)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", health_port).start()
+    log.info(
+        "controller up: app %s, health on http://127.0.0.1:%d/health", asterisk.app, health_port
+    )
+    events = asyncio.create_task(stream.run())
+    try:
+        await stop.wait()
+    finally:
+        log.info("controller stopping")
+        stream.stop()
+        await events
+        await dispatcher.drain()
+        await recorder.flush()
+        await runner.cleanup()
+        await ari.close()
+        await store.close()
+
+
+def log_setup(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+__all__ = ["log_setup", "run", "shifted_clock"]

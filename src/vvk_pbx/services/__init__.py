@@ -1,0 +1,1 @@
+"""Services: async orchestration of one call or one request, through ports."""

@@ -1,0 +1,445 @@
+"""The call controller: one state machine per call, driven by ARI events in order per call.
+
+Routing is decided in ``domain.routing`` at the instant a call arrives; this
+module carries the decision out through the ARI port and records each state
+change through the recorder:
+
+- answering machine (H5): answer, play the message, connect a pressed on-call
+  digit, repeat once, then say goodbye and hang up;
+- operator queue (A3): ring every operator at once, no prompt in front; the
+  first to answer gets the caller (A1 timing from Asterisk's timestamps);
+- extension (A5): ring that phone.
+
+Any unexpected error sends the caller to the dialplan fallback, never into
+silence. Leg channels are named ``<call id>:<purpose><n>`` and carry the
+Stasis argument ``leg``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Protocol
+
+from vvk_pbx.ari.models import (
+    Channel,
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    Dial,
+    Event,
+    PlaybackFinished,
+    StasisEnd,
+    StasisStart,
+)
+from vvk_pbx.config.model import Settings, digits_of
+from vvk_pbx.domain.announcements import answering_machine, sound
+from vvk_pbx.domain.calendar import Calendar
+from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
+from vvk_pbx.domain.routing import Action, CallKind, route
+from vvk_pbx.services.recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+FALLBACK_INBOUND = "vvk-fallback-inbound"
+FALLBACK_INTERNAL = "vvk-fallback-internal"
+FAILED_LEG = (
+    "BUSY",
+    "NOANSWER",
+    "CHANUNAVAIL",
+    "CONGESTION",
+    "CANCEL",
+    "DONTCALL",
+    "TORTURE",
+    "INVALIDARGS",
+)
+
+
+class AriPort(Protocol):
+    """What the controller needs from ARI (``vvk_pbx.ari.client.AriClient`` implements it)."""
+
+    async def answer(self, channel_id: str) -> None: ...
+    async def hangup(self, channel_id: str, reason: str = "normal") -> None: ...
+    async def ring(self, channel_id: str) -> None: ...
+    async def play(
+        self, channel_id: str, media: Sequence[str], playback_id: str | None = None
+    ) -> object: ...
+    async def stop_playback(self, playback_id: str) -> None: ...
+    async def create_channel(
+        self, endpoint: str, app_args: str, channel_id: str, originator: str | None = None
+    ) -> object: ...
+    async def dial(
+        self, channel_id: str, caller: str | None = None, timeout_s: int = 0
+    ) -> None: ...
+    async def continue_in_dialplan(
+        self, channel_id: str, context: str, extension: str = "s", priority: int = 1
+    ) -> None: ...
+    async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None: ...
+    async def add_to_bridge(self, bridge_id: str, channel_ids: Iterable[str]) -> None: ...
+    async def destroy_bridge(self, bridge_id: str) -> None: ...
+
+
+@dataclass
+class Call:
+    """The controller's state of one call, keyed by the caller's channel id."""
+
+    record: CallRecord
+    caller: Channel
+    action: Action
+    state: str = "new"  # announcing, goodbye, ringing, connected, done
+    playback: str | None = None
+    playbacks: int = 0
+    repeats: int = 0
+    answered: bool = False  # the caller's channel is answered (by us or a person)
+    bridge: str | None = None
+    legs: dict[str, Leg] = field(default_factory=dict)
+    leg_names: dict[str, str] = field(default_factory=dict)  # leg id -> who (extension/number)
+    connected_leg: str | None = None
+    success: Outcome = Outcome.ANSWERED
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+
+class Switchboard:
+    """Handles every event of the app; ``key`` tells the dispatcher which call an event is for."""
+
+    def __init__(
+        self,
+        ari: AriPort,
+        recorder: Recorder,
+        settings: Settings,
+        calendar: Calendar,
+        clock: Callable[[], datetime],
+    ) -> None:
+        self.ari = ari
+        self.recorder = recorder
+        self.settings = settings
+        self.calendar = calendar
+        self.clock = clock
+        self.numbering = settings.numbering()
+        self.calls: dict[str, Call] = {}
+        self.leg_owner: dict[str, str] = {}
+        self.on_call = {s.digit: s for s in settings.on_call}
+
+    # ----- dispatch ----------------------------------------------------------------------
+
+    def key(self, event: Event) -> str:
+        """Events of a call's legs are ordered with the call's own."""
+        channel = event.channel_id or ""
+        return self.leg_owner.get(channel, channel)
+
+    async def handle(self, event: Event) -> None:
+        call_id = self.key(event)
+        try:
+            await self._handle(event)
+        except Exception:
+            log.exception(
+                "call %s: handling %s failed; sending the caller to the fallback",
+                call_id,
+                event.type,
+            )
+            await self._to_fallback(call_id)
+
+    async def _handle(self, event: Event) -> None:
+        if isinstance(event, StasisStart):
+            if event.args[:1] == ("leg",):
+                await self._leg_started(event)
+            else:
+                await self._arrived(event)
+            return
+        call = self.calls.get(self.key(event))
+        if call is None:
+            return
+        if isinstance(event, ChannelDtmfReceived) and event.channel.id == call.id:
+            await self._digit(call, event.digit)
+        elif isinstance(event, PlaybackFinished) and event.playback.id == call.playback:
+            await self._playback_finished(call)
+        elif isinstance(event, Dial) and event.peer.id in call.legs:
+            await self._dial(call, event)
+        elif isinstance(event, (StasisEnd, ChannelDestroyed)):
+            if event.channel.id == call.id:
+                await self._caller_gone(call, self._when(event))
+            elif event.channel.id in call.legs:
+                await self._leg_gone(call, event.channel.id, self._when(event))
+
+    def _when(self, event: Event) -> datetime:
+        # Asterisk's own time of the event (A1); the fake ARI may omit it.
+        return event.timestamp or self.clock()
+
+    # ----- arrival ------------------------------------------------------------------------
+
+    async def _arrived(self, event: StasisStart) -> None:
+        channel = event.channel
+        if channel.id in self.calls:
+            return
+        kind = CallKind(event.args[0]) if event.args else CallKind.INBOUND
+        dialed = event.args[1] if len(event.args) > 1 else channel.exten
+        caller = channel.caller_number or channel.name
+        now = self.clock()
+        decision = route(kind, caller, dialed, now, self.calendar, self.numbering)
+        record = CallRecord.arrive(channel.id, caller, dialed, self._when(event), decision)
+        call = Call(record, channel, decision.action)
+        self.calls[channel.id] = call
+        log.info(
+            "call %s from %s to %s: %s (%s)",
+            channel.id,
+            caller,
+            dialed,
+            decision.action.value,
+            decision.trace[-1],
+        )
+        if decision.action is Action.ANSWERING_MACHINE:
+            self._save(call)
+            await self._announce(call, first=True)
+        elif decision.action is Action.OPERATOR_QUEUE:
+            targets = [(f"PJSIP/{o.extension}", o.extension) for o in self.settings.operators]
+            await self._ring(call, targets, "op", ring_caller=True)
+            self._save(call)  # after the phones ring: no write in front of them
+        elif decision.action is Action.EXTENSION and decision.target is not None:
+            await self._ring(
+                call, [(f"PJSIP/{decision.target}", decision.target)], "ext", ring_caller=True
+            )
+            self._save(call)
+        elif decision.action is Action.FEATURE_CODE:
+            # Staff codes arrive with the referral service (R2); until then the
+            # dialplan tells the caller the service is unavailable.
+            self._finish(
+                call, self._when(event), Outcome.FALLBACK, "feature codes: not handled yet (R2)"
+            )
+            await self.ari.continue_in_dialplan(channel.id, "vvk-fallback-feature")
+        else:
+            self._finish(call, self._when(event), Outcome.UNKNOWN_NUMBER, "no such number")
+            await self.ari.hangup(channel.id, "unallocated")
+
+    # ----- answering machine (H5) ---------------------------------------------------------
+
+    async def _announce(self, call: Call, first: bool) -> None:
+        if not call.answered:
+            await self.ari.answer(call.id)
+            call.answered = True
+        now = self.clock().astimezone(self.calendar.tz)
+        status = self.calendar.status(now)
+        media = answering_machine(now, status.next_change, self.on_call)
+        if not first:
+            media = [sound("repeat"), *media]
+        call.state = "announcing"
+        await self._play(call, media)
+
+    async def _play(self, call: Call, media: Sequence[str]) -> None:
+        call.playbacks += 1
+        call.playback = f"{call.id}:pb{call.playbacks}"
+        await self.ari.play(call.id, media, call.playback)
+
+    async def _playback_finished(self, call: Call) -> None:
+        call.playback = None
+        if call.state == "announcing":
+            if call.repeats == 0:
+                call.repeats = 1
+                await self._announce(call, first=False)
+            else:
+                call.state = "goodbye"
+                await self._play(call, [sound("goodbye")])
+        elif call.state == "goodbye":
+            self._finish(call, self.clock(), Outcome.CLOSED, "H5: message played twice; goodbye")
+            await self.ari.hangup(call.id)
+
+    async def _digit(self, call: Call, digit: str) -> None:
+        service = self.on_call.get(digit)
+        if call.state not in ("announcing", "goodbye") or service is None:
+            return
+        call.record = call.record.note(
+            f"[H5] pressed {digit}: connect {service.name} ({service.number})"
+        )
+        if call.playback is not None:
+            await self.ari.stop_playback(call.playback)
+            call.playback = None
+        call.success = Outcome.ON_CALL_TRANSFER
+        self._save(call)
+        number = digits_of(service.number)
+        await self._ring(call, [(f"PJSIP/{number}@trunk", number)], "oncall", ring_caller=False)
+        await self._play(call, ["tone:ring;tonezone=se"])
+
+    # ----- ringing phones ----------------------------------------------------------------------
+
+    async def _ring(
+        self, call: Call, targets: list[tuple[str, str]], purpose: str, ring_caller: bool
+    ) -> None:
+        call.state = "ringing"
+        call.bridge = f"{call.id}:bridge"
+        now = self.clock()
+        for n, (endpoint, who) in enumerate(targets, start=1):
+            leg_id = f"{call.id}:{purpose}{n}"
+            self.leg_owner[leg_id] = call.id
+            call.leg_names[leg_id] = who
+            call.legs[leg_id] = Leg(leg_id, call.id, endpoint, purpose, now)
+        await self.ari.create_bridge(call.bridge)
+        await self.ari.add_to_bridge(call.bridge, [call.id])
+        if ring_caller:
+            await self.ari.ring(call.id)
+        for leg_id, leg in call.legs.items():
+            if leg.ended_at is None and leg.purpose == purpose:
+                await self.ari.create_channel(
+                    leg.endpoint, f"leg,{call.id}", leg_id, originator=call.id
+                )
+
+    async def _leg_started(self, event: StasisStart) -> None:
+        leg_id = event.channel.id
+        call = self.calls.get(self.leg_owner.get(leg_id, ""))
+        if call is None or call.bridge is None:
+            await self.ari.hangup(leg_id)
+            return
+        # The leg joins the bridge on its own StasisStart: before it, ARI may
+        # answer 422 "not in Stasis" (asterisk-notes.md).
+        await self.ari.add_to_bridge(call.bridge, [leg_id])
+        timeout = self.settings.ring.goal_rings * self.settings.ring.cycle_ms // 1000 * 3
+        await self.ari.dial(leg_id, caller=call.id, timeout_s=max(60, timeout))
+
+    async def _dial(self, call: Call, event: Dial) -> None:
+        leg = call.legs[event.peer.id]
+        when = self._when(event)
+        if event.dialstatus == "RINGING" and leg.ring_started_at is None:
+            leg = replace(leg, ring_started_at=when, status="RINGING")
+            if call.record.ring_started_at is None:
+                call.record = replace(call.record, ring_started_at=when)
+        elif event.dialstatus == "ANSWER":
+            leg = replace(leg, answered_at=when, status="ANSWER")
+            if call.connected_leg is None:
+                await self._connect(call, leg.id, when)
+            else:
+                await self.ari.hangup(leg.id)  # lost the race to another phone
+        elif event.dialstatus in FAILED_LEG:
+            leg = replace(leg, status=event.dialstatus)
+        call.legs[leg.id] = leg
+        self.recorder.save_leg(leg)
+        self._save(call)
+        if event.dialstatus in FAILED_LEG:
+            await self._leg_failed(call)
+
+    async def _connect(self, call: Call, leg_id: str, when: datetime) -> None:
+        call.connected_leg = leg_id
+        call.state = "connected"
+        who = call.leg_names[leg_id]
+        if call.success is Outcome.ANSWERED:
+            ring = self.settings.ring
+            call.record = call.record.answered(when, who, ring.cycle_ms, ring.goal_rings)
+        else:
+            call.record = replace(call.record, outcome=call.success, answered_by=who)
+        call.record = call.record.note(f"[A1] answered by {who}")
+        if call.playback is not None:
+            await self.ari.stop_playback(call.playback)
+            call.playback = None
+        if not call.answered:
+            await self.ari.answer(call.id)
+            call.answered = True
+        for other in call.legs:
+            if other != leg_id and call.legs[other].ended_at is None:
+                await self.ari.hangup(other)
+
+    async def _leg_failed(self, call: Call) -> None:
+        if call.connected_leg is not None:
+            return
+        alive = [
+            leg
+            for leg in call.legs.values()
+            if leg.status not in FAILED_LEG and leg.ended_at is None
+        ]
+        if alive:
+            return
+        # Nobody can take it: the dialplan fallback tries the operators once more
+        # and otherwise tells the caller, rather than leaving silence.
+        call.record = call.record.note("[A6] no phone answered: dialplan fallback")
+        await self._to_fallback(call.id, Outcome.NO_ANSWER)
+
+    async def _leg_gone(self, call: Call, leg_id: str, when: datetime) -> None:
+        leg = call.legs[leg_id]
+        if leg.ended_at is None:
+            call.legs[leg_id] = leg = replace(leg, ended_at=when)
+            self.recorder.save_leg(leg)
+        self.leg_owner.pop(leg_id, None)
+        if leg_id == call.connected_leg:
+            self._finish(call, when, None, "the answering phone hung up")
+            await self.ari.hangup(call.id)
+        else:
+            await self._leg_failed(call)
+
+    # ----- resync after a reconnect ---------------------------------------------------------
+
+    async def resync(self, channels: Iterable[Channel], app: str) -> None:
+        """Take over or safely end channels left in our Stasis app while no controller ran.
+
+        A caller this process does not know is sent to the dialplan fallback,
+        which routes it by the same hours; a leg of an unknown call is hung up.
+        """
+        for channel in channels:
+            dialplan = channel.raw.get("dialplan") or {}
+            data = str(dialplan.get("app_data", ""))
+            if dialplan.get("app_name") != "Stasis" or not data.startswith(f"{app},"):
+                continue
+            if channel.id in self.calls or channel.id in self.leg_owner:
+                continue
+            args = data.split(",")[1:]
+            if args[:1] == ["leg"]:
+                log.warning("resync: hanging up leg %s of an unknown call", channel.id)
+                await _quietly(self.ari.hangup(channel.id))
+            elif args[:1] == ["internal"] and len(args) > 1:
+                log.warning(
+                    "resync: internal call %s to %s goes to the fallback", channel.id, args[1]
+                )
+                await _quietly(
+                    self.ari.continue_in_dialplan(channel.id, FALLBACK_INTERNAL, args[1])
+                )
+            else:
+                log.warning("resync: call %s goes to the fallback", channel.id)
+                await _quietly(self.ari.continue_in_dialplan(channel.id, FALLBACK_INBOUND))
+
+    # ----- ending -------------------------------------------------------------------------------
+
+    async def _caller_gone(self, call: Call, when: datetime) -> None:
+        self._finish(call, when, None, "the caller hung up")
+        for leg_id, leg in call.legs.items():
+            if leg.ended_at is None:
+                await self.ari.hangup(leg_id)
+        if call.bridge is not None:
+            await self.ari.destroy_bridge(call.bridge)
+        self.calls.pop(call.id, None)
+
+    def _finish(self, call: Call, when: datetime, outcome: Outcome | None, why: str) -> None:
+        if call.record.ended_at is None:
+            call.record = call.record.note(f"[end] {why}").ended(when, outcome)
+        call.state = "done"
+        self._save(call)
+
+    def _save(self, call: Call) -> None:
+        self.recorder.save(call.record)
+
+    async def _to_fallback(self, call_id: str, outcome: Outcome = Outcome.FALLBACK) -> None:
+        call = self.calls.get(call_id)
+        if call is not None:
+            for leg_id, leg in call.legs.items():
+                if leg.ended_at is None and leg_id != call.connected_leg:
+                    await _quietly(self.ari.hangup(leg_id))
+            if call.record.ended_at is None:
+                call.record = replace(call.record, outcome=outcome).note(
+                    "[fallback] sent to the dialplan"
+                )
+                self._save(call)
+            call.state = "done"
+        context = FALLBACK_INBOUND
+        if (
+            call is not None
+            and call.record.direction == "internal"
+            and call.action is Action.EXTENSION
+        ):
+            context = FALLBACK_INTERNAL
+        extension = call.record.called if context == FALLBACK_INTERNAL and call is not None else "s"
+        await _quietly(self.ari.continue_in_dialplan(call_id, context, extension))
+
+
+async def _quietly(awaitable: object) -> None:
+    try:
+        await awaitable  # type: ignore[misc]
+    except Exception as exc:
+        log.warning("cleanup step failed: %s", exc)

@@ -1,0 +1,274 @@
+"""The switchboard service against the fake ARI server: what it asks Asterisk to do, and what it logs."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.component.fake_ari import FakeAri
+from tests.conftest import STHLM
+from vvk_pbx.ari.client import AriClient, AriConfig
+from vvk_pbx.ari.models import Channel, parse_event
+from vvk_pbx.config import Settings
+from vvk_pbx.domain.calendar import Calendar
+from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
+from vvk_pbx.services.recorder import Recorder
+from vvk_pbx.services.switchboard import Switchboard
+
+CLOSED = datetime(2026, 12, 25, 10, 0, tzinfo=STHLM)  # Christmas Day
+OPEN = datetime(2026, 11, 30, 10, 0, tzinfo=STHLM)  # a Monday morning
+
+
+@dataclass
+class MemoryStore:
+    """An in-memory call store implementing the recorder's port."""
+
+    calls: dict[str, CallRecord] = field(default_factory=dict)
+    legs: dict[str, Leg] = field(default_factory=dict)
+    fail_next: int = 0
+
+    async def save_call(self, record: CallRecord) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise RuntimeError("database is locked")
+        self.calls[record.id] = record
+
+    async def save_leg(self, leg: Leg) -> None:
+        self.legs[leg.id] = leg
+
+
+@dataclass
+class Rig:
+    fake: FakeAri
+    board: Switchboard
+    store: MemoryStore
+    recorder: Recorder
+
+    async def event(self, raw: dict[str, Any]) -> None:
+        await self.board.handle(parse_event(raw))
+
+    def posts(self) -> list[tuple[str, dict[str, str]]]:
+        return [(r.path, r.query) for r in self.fake.requests() if r.method in ("POST", "DELETE")]
+
+
+def chan(cid: str, number: str = "0701234567", name: str | None = None) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "name": name or f"PJSIP/trunk-{cid}",
+        "state": "Ring",
+        "caller": {"number": number},
+    }
+
+
+def ts(at: datetime) -> str:
+    return at.isoformat()
+
+
+async def make_rig(settings: Settings, now: datetime) -> AsyncIterator[Rig]:
+    fake = FakeAri()
+    await fake.start()
+    ari = AriClient(AriConfig(fake.base_url, fake.user, fake.password, "vvk-pbx"))
+    store = MemoryStore()
+    recorder = Recorder(store, retry_s=0.01)
+    board = Switchboard(ari, recorder, settings, Calendar(settings.hours_policy()), lambda: now)
+    try:
+        yield Rig(fake, board, store, recorder)
+    finally:
+        await ari.close()
+        await fake.stop()
+
+
+@pytest.fixture
+async def closed(sample_settings: Settings) -> AsyncIterator[Rig]:
+    async for rig in make_rig(sample_settings, CLOSED):
+        yield rig
+
+
+@pytest.fixture
+async def open_(sample_settings: Settings) -> AsyncIterator[Rig]:
+    async for rig in make_rig(sample_settings, OPEN):
+        yield rig
+
+
+def stasis(cid: str, at: datetime, *args: str, **chan_kw: Any) -> dict[str, Any]:
+    return {
+        "type": "StasisStart",
+        "timestamp": ts(at),
+        "args": list(args),
+        "channel": chan(cid, **chan_kw),
+    }
+
+
+async def test_closed_call_hears_the_answering_machine_and_reaches_on_call(closed: Rig) -> None:
+    await closed.event(stasis("c1", CLOSED, "inbound", "012319100"))
+    assert closed.posts()[:2] == [
+        ("channels/c1/answer", {}),
+        (
+            "channels/c1/play",
+            {
+                "media": "sound:vvk/welcome,sound:vvk/closed,sound:vvk/hours,sound:vvk/opens-again,"
+                "sound:vvk/day-0,sound:vvk/at-clock,sound:vvk/num-8,sound:vvk/on-call-1,"
+                "sound:vvk/on-call-2,sound:vvk/on-call-3",
+                "playbackId": "c1:pb1",
+            },
+        ),
+    ]
+    closed.fake.reset()
+    await closed.event({"type": "ChannelDtmfReceived", "digit": "1", "channel": chan("c1")})
+    paths = [p for p, _ in closed.posts()]
+    assert paths[0] == "playbacks/c1:pb1"  # the message stops at once
+    creates = [q for p, q in closed.posts() if p == "channels/create"]
+    assert creates == [
+        {
+            "endpoint": "PJSIP/012319190@trunk",
+            "app": "vvk-pbx",
+            "appArgs": "leg,c1",
+            "channelId": "c1:oncall1",
+            "originator": "c1",
+        }
+    ]
+    closed.fake.reset()
+    await closed.event(stasis("c1:oncall1", CLOSED, "leg", "c1", name="PJSIP/trunk-2"))
+    assert closed.posts() == [
+        ("bridges/c1:bridge/addChannel", {"channel": "c1:oncall1"}),
+        ("channels/c1:oncall1/dial", {"caller": "c1", "timeout": "72"}),
+    ]
+    await closed.event(
+        {
+            "type": "Dial",
+            "dialstatus": "ANSWER",
+            "timestamp": ts(CLOSED + timedelta(seconds=20)),
+            "peer": chan("c1:oncall1"),
+        }
+    )
+    await closed.recorder.flush()
+    record = closed.store.calls["c1"]
+    assert record.outcome is Outcome.ON_CALL_TRANSFER and record.answered_by == "012319190"
+    assert any("pressed 1: connect Socialjouren" in line for line in record.trace)
+
+
+async def test_the_message_repeats_once_then_ends_politely(closed: Rig) -> None:
+    await closed.event(stasis("c2", CLOSED, "inbound", "012319100"))
+    await closed.event(
+        {"type": "PlaybackFinished", "playback": {"id": "c2:pb1", "target_uri": "channel:c2"}}
+    )
+    plays = [q["media"] for p, q in closed.posts() if p == "channels/c2/play"]
+    assert plays[1].startswith("sound:vvk/repeat,sound:vvk/welcome")
+    await closed.event(
+        {"type": "PlaybackFinished", "playback": {"id": "c2:pb2", "target_uri": "channel:c2"}}
+    )
+    plays = [q["media"] for p, q in closed.posts() if p == "channels/c2/play"]
+    assert plays[2] == "sound:vvk/goodbye"
+    await closed.event(
+        {"type": "PlaybackFinished", "playback": {"id": "c2:pb3", "target_uri": "channel:c2"}}
+    )
+    assert closed.posts()[-1] == ("channels/c2", {"reason": "normal"})
+    await closed.recorder.flush()
+    assert closed.store.calls["c2"].outcome is Outcome.CLOSED
+
+
+async def test_open_call_rings_every_operator_with_no_prompt_and_logs_rings(open_: Rig) -> None:
+    t0 = OPEN
+    await open_.event(stasis("c3", t0, "inbound", "012319100"))
+    posts = open_.posts()
+    assert not any(p.endswith("/play") or p.endswith("/answer") for p, _ in posts)  # A3
+    assert ("channels/c3/ring", {}) in posts
+    assert [q["endpoint"] for p, q in posts if p == "channels/create"] == [
+        "PJSIP/1001",
+        "PJSIP/1002",
+    ]
+    for leg in ("c3:op1", "c3:op2"):
+        await open_.event(stasis(leg, t0, "leg", "c3", name=f"PJSIP/{leg}"))
+        await open_.event(
+            {
+                "type": "Dial",
+                "dialstatus": "RINGING",
+                "timestamp": ts(t0 + timedelta(seconds=0.1)),
+                "peer": chan(leg),
+            }
+        )
+    open_.fake.reset()
+    await open_.event(
+        {
+            "type": "Dial",
+            "dialstatus": "ANSWER",
+            "timestamp": ts(t0 + timedelta(seconds=7)),
+            "peer": chan("c3:op2"),
+        }
+    )
+    assert ("channels/c3/answer", {}) in open_.posts()
+    assert ("channels/c3:op1", {"reason": "normal"}) in open_.posts()  # the other phone stops
+    await open_.recorder.flush()
+    record = open_.store.calls["c3"]
+    assert (record.answered_by, record.rings, record.within_goal) == ("1002", 2, True)
+    assert record.ring_started_at == t0 + timedelta(seconds=0.1)
+
+
+async def test_a_caller_who_hangs_up_while_ringing_is_abandoned(open_: Rig) -> None:
+    await open_.event(stasis("c4", OPEN, "inbound", "012319100"))
+    await open_.event(
+        {"type": "StasisEnd", "timestamp": ts(OPEN + timedelta(seconds=9)), "channel": chan("c4")}
+    )
+    await open_.recorder.flush()
+    record = open_.store.calls["c4"]
+    assert record.outcome is Outcome.ABANDONED and record.ended_at == OPEN + timedelta(seconds=9)
+    deletes = [r.path for r in open_.fake.requests("DELETE")]
+    assert {"channels/c4:op1", "channels/c4:op2", "bridges/c4:bridge"} <= set(deletes)
+
+
+async def test_when_every_phone_fails_the_caller_goes_to_the_fallback(open_: Rig) -> None:
+    await open_.event(stasis("c5", OPEN, "inbound", "012319100"))
+    for leg in ("c5:op1", "c5:op2"):
+        await open_.event({"type": "Dial", "dialstatus": "BUSY", "peer": chan(leg)})
+    assert open_.posts()[-1] == (
+        "channels/c5/continue",
+        {"context": "vvk-fallback-inbound", "extension": "s", "priority": "1"},
+    )
+
+
+async def test_an_unexpected_error_sends_the_caller_to_the_fallback(open_: Rig) -> None:
+    open_.fake.gone.add("c6")  # every REST call about c6 fails with 404
+    await open_.event(stasis("c6", OPEN, "inbound", "012319100"))
+    assert any(r.path == "channels/c6/continue" for r in open_.fake.requests("POST"))
+
+
+async def test_a_locked_database_delays_the_log_but_loses_nothing(open_: Rig) -> None:
+    open_.store.fail_next = 2
+    await open_.event(stasis("c7", OPEN, "inbound", "012319100"))
+    await open_.event(
+        {"type": "StasisEnd", "timestamp": ts(OPEN + timedelta(seconds=3)), "channel": chan("c7")}
+    )
+    await open_.recorder.flush()
+    assert open_.store.calls["c7"].outcome is Outcome.ABANDONED
+
+
+async def test_resync_ends_or_hands_over_what_no_one_controls(open_: Rig) -> None:
+    def left(cid: str, data: str) -> Channel:
+        return Channel.parse(
+            {"id": cid, "name": cid, "dialplan": {"app_name": "Stasis", "app_data": data}}
+        )
+
+    await open_.board.resync(
+        [
+            left("a", "vvk-pbx,inbound,012319100"),
+            left("b", "vvk-pbx,leg,a"),
+            left("c", "vvk-pbx,internal,1102"),
+            left("d", "other,x"),
+        ],
+        "vvk-pbx",
+    )
+    assert open_.posts() == [
+        (
+            "channels/a/continue",
+            {"context": "vvk-fallback-inbound", "extension": "s", "priority": "1"},
+        ),
+        ("channels/b", {"reason": "normal"}),
+        (
+            "channels/c/continue",
+            {"context": "vvk-fallback-internal", "extension": "1102", "priority": "1"},
+        ),
+    ]
