@@ -20,12 +20,19 @@ ROUTE = Route(
 )
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[CallLog]:
-    log = await CallLog.open(f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CallLog]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    log = await CallLog.open(url)
     try:
         yield log
     finally:
+        if request.param == "postgresql":
+            async with log.engine.begin() as connection:
+                await connection.exec_driver_sql("TRUNCATE calls, call_legs")
         await log.close()
 
 

@@ -381,3 +381,30 @@ class DnsSink:
         self._running = False
         self._thread.join()
         self._sock.close()
+
+
+async def start_carrier(pbx: Pbx, *, ring_ms: int = 500) -> Sipp:
+    """The public network behind the trunk (127.0.0.2:5060): answers calls to on-call numbers."""
+    return await _spawn(
+        pbx,
+        "carrier",
+        [
+            "-sf",
+            str(SIPP_DIR / "phone.xml"),
+            "-i",
+            "127.0.0.2",
+            "-p",
+            "5060",
+            "-mp",
+            str(next(_media_ports)),
+            "-set",
+            "busy",
+            "0",
+            "-set",
+            "ring_ms",
+            str(ring_ms),
+            "-set",
+            "talk_ms",
+            "-1",
+        ],
+    )

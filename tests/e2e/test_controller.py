@@ -1,0 +1,270 @@
+"""The call controller on real Asterisk: `vvk-pbx run` as a process, asserted through the observer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.conftest import ROOT, SAMPLE_CONFIG
+from tests.e2e.conftest import PbxEnv
+from tests.e2e.harness import Observer, Pbx, dialplan_app, place_call, start_carrier, start_phone
+
+VVK = str(Path(sys.executable).parent / "vvk-pbx")
+SWITCHBOARD = "012319100"
+CLOSED_AT = "2026-12-25T10:00:00"  # Christmas Day: closed; opens again Monday 2026-12-28 08:00
+OPEN_AT = "2026-11-30T10:00:00"  # a Monday morning
+
+Controller = Callable[..., Awaitable[tuple[subprocess.Popen[bytes], str]]]
+
+
+@pytest.fixture
+async def controller(pbx_env: PbxEnv, tmp_path: Path) -> AsyncIterator[Controller]:
+    """Start `vvk-pbx run` with a shifted clock and (optionally) a short ring cadence."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    async def start(
+        clock: str, tone_ms: int = 1000, pause_ms: int = 5000
+    ) -> tuple[subprocess.Popen[bytes], str]:
+        text = SAMPLE_CONFIG.read_text(encoding="utf-8")
+        text = text.replace("tone_ms = 1000", f"tone_ms = {tone_ms}").replace(
+            "pause_ms = 5000", f"pause_ms = {pause_ms}"
+        )
+        config = tmp_path / "site.toml"
+        config.write_text(text, encoding="utf-8")
+        database = f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"
+        log = (tmp_path / "controller.log").open("ab")
+        process = subprocess.Popen(
+            [
+                VVK,
+                "run",
+                "--config",
+                str(config),
+                "--clock",
+                clock,
+                "--health-port",
+                "18089",
+                "--database",
+                database,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        started.append(process)
+        await wait_healthy(process, tmp_path / "controller.log")
+        return process, database
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def wait_healthy(
+    process: subprocess.Popen[bytes], log: Path, timeout: float = 20
+) -> dict[str, object]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            assert process.poll() is None, (
+                f"vvk-pbx run exited: {log.read_text(errors='replace')[-2000:]}"
+            )
+            try:
+                async with session.get("http://127.0.0.1:18089/health") as response:
+                    body: dict[str, object] = await response.json()
+                    if response.status == 200 and body["ari_connected"]:
+                        return body
+            except aiohttp.ClientError:
+                pass
+            assert loop.time() < deadline, (
+                f"controller not healthy: {log.read_text(errors='replace')[-2000:]}"
+            )
+            await asyncio.sleep(0.1)
+
+
+def calls_json(database: str) -> list[dict[str, object]]:
+    out = subprocess.run(
+        [VVK, "calls", "list", "--json", "--database", database, "--config", str(SAMPLE_CONFIG)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    result: list[dict[str, object]] = json.loads(out)
+    return result
+
+
+def played(observer: Observer, channel_id: str) -> list[str]:
+    return [
+        e["playback"]["media_uri"]
+        for e in observer.matching(
+            lambda e: (
+                e.get("type") == "PlaybackStarted"
+                and e["playback"].get("target_uri") == f"channel:{channel_id}"
+            )
+        )
+    ]
+
+
+async def _wait_calls(
+    database: str, predicate: Callable[[list[dict[str, object]]], bool]
+) -> list[dict[str, object]]:
+    for _ in range(50):
+        calls = calls_json(database)
+        if predicate(calls):
+            return calls
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"call log never matched: {calls}")
+
+
+async def test_closed_call_hears_the_answering_machine_and_reaches_social_on_call(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    _, database = await controller(CLOSED_AT)
+    carrier = await start_carrier(pbx, ring_ms=500)
+    try:
+        call = await place_call(pbx, SWITCHBOARD, hold_ms=-1, dtmf=[("1", 6000)])
+        entry = await observer.wait_for(
+            lambda e: (
+                dialplan_app(e, "Stasis")
+                and e["dialplan_app_data"] == f"vvk-pbx,inbound,{SWITCHBOARD}"
+            ),
+            10,
+            "the call entering Stasis",
+        )
+        caller = entry["channel"]["id"]
+        await observer.wait_for(
+            lambda e: (
+                e.get("type") == "PlaybackStarted"
+                and e["playback"]["target_uri"] == f"channel:{caller}"
+            ),
+            10,
+            "the answering machine",
+        )
+        # Asterisk reports each media URI of the playback as it starts it.
+        await observer.wait_for(
+            lambda e: (
+                e.get("type") in ("PlaybackStarted", "PlaybackContinuing")
+                and e["playback"].get("media_uri") == "sound:vvk/num-8"
+            ),
+            20,
+            "the next opening time",
+        )
+        dial = await observer.wait_for(
+            lambda e: (
+                e.get("type") == "Dial"
+                and e.get("dialstatus") == "ANSWER"
+                and e["peer"]["name"].startswith("PJSIP/trunk-")
+            ),
+            20,
+            "the social on-call number answering",
+        )
+        first = observer.matching(
+            lambda e: e.get("type") == "Dial" and e["peer"]["id"] == dial["peer"]["id"]
+        )[0]
+        assert "012319190" in first.get("dialstring", ""), first
+        media = [
+            e["playback"]["media_uri"]
+            for e in observer.matching(
+                lambda e: (
+                    e.get("type") in ("PlaybackStarted", "PlaybackContinuing")
+                    and e["playback"]["target_uri"] == f"channel:{caller}"
+                )
+            )
+        ]
+        assert media[:7] == [
+            "sound:vvk/welcome",
+            "sound:vvk/closed",
+            "sound:vvk/hours",
+            "sound:vvk/opens-again",
+            "sound:vvk/day-0",
+            "sound:vvk/at-clock",
+            "sound:vvk/num-8",
+        ], media
+        await call.stop()
+        calls = await _wait_calls(
+            database, lambda cs: any(c["id"] == caller and c["ended_at"] for c in cs)
+        )
+        [record] = [c for c in calls if c["id"] == caller]
+        assert record["outcome"] == "on_call_transfer"
+        assert record["answered_by"] == "012319190"
+    finally:
+        await carrier.stop()
+
+
+@pytest.mark.parametrize(("ring_ms", "rings", "goal"), [(1200, 2, True), (4400, 5, False)])
+async def test_operator_answer_is_logged_with_rings_and_goal(
+    pbx: Pbx, observer: Observer, controller: Controller, ring_ms: int, rings: int, goal: bool
+) -> None:
+    # A 1 s ring cycle (200 ms tone, 800 ms pause) keeps the test short: an
+    # answer after 1.2 s is ring 2 (in the goal of 4), after 4.4 s ring 5 (not).
+    _, database = await controller(OPEN_AT, tone_ms=200, pause_ms=800)
+    operator = await start_phone(pbx, "1001", ring_ms=ring_ms)
+    silent = await start_phone(pbx, "1002", ring_ms=86_400_000)
+    try:
+        call = await place_call(pbx, SWITCHBOARD, hold_ms=1000)
+        entry = await observer.wait_for(
+            lambda e: (
+                dialplan_app(e, "Stasis") and e["dialplan_app_data"].startswith("vvk-pbx,inbound")
+            ),
+            10,
+            "Stasis",
+        )
+        caller = entry["channel"]["id"]
+        ringing = await observer.wait_for(
+            lambda e: (
+                e.get("type") == "Dial"
+                and e.get("dialstatus") == "RINGING"
+                and e["peer"]["name"].startswith("PJSIP/1001-")
+            ),
+            10,
+            "1001 ringing",
+        )
+        answered = await observer.wait_for(
+            lambda e: (
+                e.get("type") == "Dial"
+                and e.get("dialstatus") == "ANSWER"
+                and e["peer"]["name"].startswith("PJSIP/1001-")
+            ),
+            15,
+            "1001 answering",
+        )
+        assert not played(observer, caller), "A3: no prompt in front of a free operator"
+        assert await call.wait(30) == 0
+        calls = await _wait_calls(
+            database, lambda cs: any(c["id"] == caller and c["ended_at"] for c in cs)
+        )
+        [record] = [c for c in calls if c["id"] == caller]
+        assert (record["rings"], record["within_goal"], record["answered_by"]) == (
+            rings,
+            goal,
+            "1001",
+        )
+        asterisk_ring = (
+            datetime.fromisoformat(answered["timestamp"])
+            - datetime.fromisoformat(ringing["timestamp"])
+        ).total_seconds()
+        logged_ring = (
+            datetime.fromisoformat(str(record["answered_at"]))
+            - datetime.fromisoformat(str(record["ring_started_at"]))
+        ).total_seconds()
+        assert abs(logged_ring - ring_ms / 1000) <= 0.3, (logged_ring, asterisk_ring)
+    finally:
+        await operator.stop()
+        await silent.stop()
