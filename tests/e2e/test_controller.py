@@ -111,6 +111,8 @@ def calls_json(database: str) -> list[dict[str, object]]:
 
 
 def played(observer: Observer, channel_id: str) -> list[str]:
+    """Media URIs started on a channel, in order: Asterisk emits PlaybackStarted for each
+    media URI of a playback in turn (PlaybackContinuing repeats the one that ended)."""
     return [
         e["playback"]["media_uri"]
         for e in observer.matching(
@@ -139,7 +141,8 @@ async def test_closed_call_hears_the_answering_machine_and_reaches_social_on_cal
     _, database = await controller(CLOSED_AT)
     carrier = await start_carrier(pbx, ring_ms=500)
     try:
-        call = await place_call(pbx, SWITCHBOARD, hold_ms=-1, dtmf=[("1", 6000)])
+        # Press 1 after the opening time is read; hang up (BYE) 24 s after the answer.
+        call = await place_call(pbx, SWITCHBOARD, hold_ms=24000, dtmf=[("1", 16000)])
         entry = await observer.wait_for(
             lambda e: (
                 dialplan_app(e, "Stasis")
@@ -179,15 +182,7 @@ async def test_closed_call_hears_the_answering_machine_and_reaches_social_on_cal
             lambda e: e.get("type") == "Dial" and e["peer"]["id"] == dial["peer"]["id"]
         )[0]
         assert "012319190" in first.get("dialstring", ""), first
-        media = [
-            e["playback"]["media_uri"]
-            for e in observer.matching(
-                lambda e: (
-                    e.get("type") in ("PlaybackStarted", "PlaybackContinuing")
-                    and e["playback"]["target_uri"] == f"channel:{caller}"
-                )
-            )
-        ]
+        media = played(observer, caller)
         assert media[:7] == [
             "sound:vvk/welcome",
             "sound:vvk/closed",
@@ -197,7 +192,7 @@ async def test_closed_call_hears_the_answering_machine_and_reaches_social_on_cal
             "sound:vvk/at-clock",
             "sound:vvk/num-8",
         ], media
-        await call.stop()
+        assert await call.wait(40) == 0
         calls = await _wait_calls(
             database, lambda cs: any(c["id"] == caller and c["ended_at"] for c in cs)
         )

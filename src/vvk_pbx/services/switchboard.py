@@ -326,7 +326,10 @@ class Switchboard:
             ring = self.settings.ring
             call.record = call.record.answered(when, who, ring.cycle_ms, ring.goal_rings)
         else:
-            call.record = replace(call.record, outcome=call.success, answered_by=who)
+            # A person answered, but not at the switchboard: no ring count (A1).
+            call.record = replace(
+                call.record, outcome=call.success, answered_at=when, answered_by=who
+            )
         call.record = call.record.note(f"[A1] answered by {who}")
         if call.playback is not None:
             await self.ari.stop_playback(call.playback)
