@@ -9,7 +9,10 @@ by waiting for an hour.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+import signal
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SAMPLE_CONFIG
+from tests.conftest import ROOT, SAMPLE_CONFIG
 from tests.e2e.harness import DnsSink, Observer, Pbx, make_dtmf_pcaps
 from vvk_pbx.asterisk import local
 from vvk_pbx.config import Settings, load
@@ -34,7 +37,10 @@ class PbxEnv:
 
     def set_overrides(self, overrides: Overrides) -> Settings:
         """Re-render the fallback with these overrides and reload Asterisk's dialplan."""
-        settings = self.settings.model_copy(update={"overrides": overrides})
+        return self.render(self.settings.model_copy(update={"overrides": overrides}))
+
+    def render(self, settings: Settings) -> Settings:
+        """Re-render Asterisk's config for these settings and reload the dialplan."""
         calendar = Calendar(settings.hours_policy())
         local.reload_dialplan(settings, calendar, self.layout, datetime.now(settings.site.tz))
         return settings
@@ -50,6 +56,7 @@ def pbx_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PbxEnv]:
         assert shutil.which(tool), f"{tool} is missing: run ./scripts/setup"
     settings = load(SAMPLE_CONFIG)
     layout = local.Layout.default()
+    stop_demo_phones()
     local.down(layout, print)
     dns = DnsSink()  # before Asterisk starts, so its start-up lookups count too
     calendar = Calendar(settings.hours_policy())
@@ -69,6 +76,16 @@ def pbx_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PbxEnv]:
     finally:
         local.down(layout, print)
         dns.close()
+
+
+def stop_demo_phones() -> None:
+    """Stop the SIPp phones ./scripts/run leaves running: they hold the test phones' ports."""
+    for pidfile in (ROOT / "var" / "phones").glob("*.pid"):
+        with contextlib.suppress(ValueError, OSError):
+            pid = int(pidfile.read_text().strip())
+            if Path(f"/proc/{pid}/comm").read_text().strip() == "sipp":
+                os.kill(pid, signal.SIGTERM)
+        pidfile.unlink(missing_ok=True)
 
 
 @pytest.fixture

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 
 from tests.e2e.conftest import PbxEnv
 from tests.e2e.harness import Event, Observer, Pbx, StasisApp, dialplan_app, place_call, start_phone
-from vvk_pbx.config.model import ClosedDate, Overrides, Switch
+from vvk_pbx.config.model import WEEKDAY_NAMES, ClosedDate, DateOverride, Overrides, Switch, Weekly
+from vvk_pbx.domain.calendar import Calendar, TimeRange
 
 NEVER = 86_400_000  # ring_ms of a phone that never answers
 SWITCHBOARD = "012319100"
@@ -233,6 +234,115 @@ async def test_feature_code_without_controller_is_told_it_is_unavailable(
     )
     assert playback["dialplan_app_data"] == "vvk/fallback-feature-unavailable"
     assert await call.wait(30) == 0
+
+
+# ----------------------------------------------------------------- GotoIfTime itself
+
+
+def _clamped_range(env: PbxEnv, start_min: int, end_min: int) -> tuple[time, time] | None:
+    """Today's local [now+start_min, now+end_min) as wall times, or None if it leaves today."""
+    now = datetime.now(env.settings.site.tz)
+    start, end = now + timedelta(minutes=start_min), now + timedelta(minutes=end_min)
+    if start.date() != now.date() or end.date() != now.date():
+        return None
+    return start.time().replace(second=0, microsecond=0), end.time().replace(
+        second=0, microsecond=0
+    )
+
+
+def _weekly_every_day(env: PbxEnv, hours: tuple[time, time] | None) -> Calendar:
+    ranges = () if hours is None else (TimeRange(*hours),)
+    weekly = Weekly(**{day: ranges for day in WEEKDAY_NAMES})
+    settings = env.settings.model_copy(
+        update={
+            "hours": env.settings.hours.model_copy(update={"weekly": weekly, "lunch": None}),
+            "overrides": Overrides(),
+        }
+    )
+    env.render(settings)
+    return Calendar(settings.hours_policy())
+
+
+async def _route_of_a_call(pbx: Pbx, observer: Observer) -> str:
+    """Open or closed, by the fallback step Asterisk took: Ringing() starts the
+    open context, Goto(vvk-fallback-closed) the closed one."""
+    call = await place_call(pbx, SWITCHBOARD, hold_ms=1500, cancel_ms=3000)
+    event = await observer.wait_for(
+        lambda e: (
+            dialplan_app(e, "Ringing")
+            or (
+                dialplan_app(e, "Goto") and e["dialplan_app_data"].startswith("vvk-fallback-closed")
+            )
+        ),
+        10,
+        "the open or closed branch",
+    )
+    await call.wait(20)
+    return "open" if event["dialplan_app"] == "Ringing" else "closed"
+
+
+async def test_weekly_hours_around_now_open_the_switchboard(
+    pbx_env: PbxEnv, pbx: Pbx, observer: Observer
+) -> None:
+    # Open from two minutes ago for a quarter of an hour, every weekday, no
+    # overrides: the weekly GotoIfTime lines decide (a red day or an eve today
+    # follows the calendar instead, and so does the expectation).
+    window = _clamped_range(pbx_env, -2, 15) or _clamped_range(pbx_env, 0, 1)
+    if window is None:  # 23:59 exactly: the day has no minute left to be open in
+        await asyncio.sleep(61)
+        window = _clamped_range(pbx_env, 0, 15)
+    calendar = _weekly_every_day(pbx_env, window)
+    expected = "open" if calendar.is_open(datetime.now(calendar.tz)) else "closed"
+    assert await _route_of_a_call(pbx, observer) == expected
+
+
+async def test_weekly_hours_outside_now_keep_it_closed(
+    pbx_env: PbxEnv, pbx: Pbx, observer: Observer
+) -> None:
+    # Open only in a window that does not contain now (later today, or earlier).
+    window = _clamped_range(pbx_env, 5, 20) or _clamped_range(pbx_env, -20, -5)
+    assert window is not None
+    calendar = _weekly_every_day(pbx_env, window)
+    assert not calendar.is_open(datetime.now(calendar.tz))
+    assert await _route_of_a_call(pbx, observer) == "closed"
+
+
+async def test_a_day_override_with_hours_around_now_opens_by_date_and_time(
+    pbx_env: PbxEnv, pbx: Pbx, observer: Observer
+) -> None:
+    window = _clamped_range(pbx_env, -2, 15) or _clamped_range(pbx_env, -15, 1)
+    assert window is not None
+    today = datetime.now(pbx_env.settings.site.tz).date()
+    day = DateOverride(date=today, hours=(TimeRange(*window),), reason="test")
+    pbx_env.set_overrides(Overrides(day=(day,)))
+    assert await _route_of_a_call(pbx, observer) == "open"
+
+
+# ----------------------------------------------------------------- numbers that used to fail
+
+
+async def test_one_digit_internal_call_enters_stasis_and_reaches_the_switchboard(
+    pbx_env: PbxEnv, pbx: Pbx, observer: Observer
+) -> None:
+    open_now(pbx_env)
+    operator = await start_phone(pbx, "1001", ring_ms=300)
+    try:
+        call = await place_call(pbx, "9", from_extension="1101", hold_ms=500)
+        await observer.wait_for(stasis_entry(pbx.app, "internal,9"), 10, "Stasis with 9")
+        await observer.wait_for(dial("PJSIP/1001-", "ANSWER"), 10, "the operator answering")
+        assert await call.wait(20) == 0
+    finally:
+        await operator.stop()
+
+
+async def test_unknown_internal_number_is_told_so_not_a_fast_busy(
+    pbx: Pbx, observer: Observer
+) -> None:
+    call = await place_call(pbx, "4711", from_extension="1101", hold_ms=-1)
+    await observer.wait_for(stasis_entry(pbx.app, "internal,4711"), 10, "Stasis with 4711")
+    playback = await observer.wait_for(lambda e: dialplan_app(e, "Playback"), 10, "a message")
+    assert playback["dialplan_app_data"] == "vvk/fallback-unknown-number"
+    assert await call.wait(30) == 0  # answered, then hung up by Asterisk
 
 
 async def test_asterisk_made_no_dns_lookups(pbx_env: PbxEnv) -> None:

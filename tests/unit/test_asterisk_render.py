@@ -71,13 +71,28 @@ def test_ari_and_http_listen_on_loopback_with_the_generated_password(files: dict
 def test_every_call_kind_enters_stasis_and_falls_back_on_failure(files: dict[str, str]) -> None:
     ext = files["extensions.conf"]
     assert "VVK_APP = vvk-pbx" in ext
-    assert "exten => _[+0-9].,1,Stasis(${VVK_APP},inbound,${EXTEN})" in ext
-    assert "exten => _X.,1,Stasis(${VVK_APP},internal,${EXTEN})" in ext
-    assert "exten => _*.,1,Stasis(${VVK_APP},feature,${EXTEN})" in ext
-    assert "exten => _#.,1,Stasis(${VVK_APP},feature,${EXTEN})" in ext
+    # "!" patterns: one-character numbers (0, *, #) and +46 numbers enter Stasis too.
+    for pattern in ("_X!", "_+!", "_[*#]!"):
+        assert f"exten => {pattern},1,Stasis(${{VVK_APP}},inbound,${{EXTEN}})" in ext
+    assert "exten => _X!,1,Stasis(${VVK_APP},internal,${EXTEN})" in ext
+    assert "exten => _+!,1,Stasis(${VVK_APP},internal,${EXTEN})" in ext
+    assert "exten => _[*#]!,1,Stasis(${VVK_APP},feature,${EXTEN})" in ext
     assert ext.count('"${STASISSTATUS}" = "FAILED"') == 3
     assert "#include extensions-fallback.conf" in ext
     assert "extensions-fallback.conf" in files
+
+
+def test_internal_fallback_never_gives_a_fast_busy(files: dict[str, str]) -> None:
+    fallback = files["extensions-fallback.conf"]
+    assert "exten => 1101,1,Ringing()\n same => n,Dial(PJSIP/1101,72)" in fallback
+    assert "Playback(vvk/fallback-extension-no-answer)" in fallback
+    assert "exten => _[+*#0-9]!,1,Answer()" in fallback
+    assert "Playback(vvk/fallback-unknown-number)" in fallback
+    assert "exten => 9,1,Goto(vvk-fallback-inbound,s,1)" in fallback
+    # A direct number reaches the person even without the controller (A5).
+    assert "exten => 0123191101,1,Goto(vvk-fallback-internal,1101,1)" in fallback
+    assert "[vvk-fallback-open]\n; Ringback" in fallback
+    assert "exten => s,1,Ringing()" in fallback
 
 
 def test_indications_use_the_swedish_cadence(files: dict[str, str]) -> None:

@@ -23,6 +23,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import time
 import urllib.error
@@ -241,13 +242,51 @@ def reload_dialplan(settings: Settings, calendar: Calendar, layout: Layout, now:
 
 
 def running_pid(layout: Layout) -> int | None:
-    """The pid of the local Asterisk if it runs, else None."""
+    """The pid of the local Asterisk if it runs, else None.
+
+    The pid file alone is not trusted: after a reboot its number may belong to
+    any process. Only a live (not zombie) ``asterisk`` whose root directory is
+    our root filesystem counts, so ``down`` can never signal a stranger.
+    """
     try:
         pid = int(layout.pid_file.read_text(encoding="utf-8").strip())
-        os.kill(pid, 0)
     except (OSError, ValueError):
         return None
-    return pid
+    return pid if is_our_asterisk(pid, layout.rootfs) else None
+
+
+def is_our_asterisk(pid: int, rootfs: Path) -> bool:
+    proc = Path(f"/proc/{pid}")
+    try:
+        comm = (proc / "comm").read_text().strip()
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        root = (proc / "root").resolve()
+    except (OSError, IndexError):
+        return False
+    return comm == "asterisk" and state not in ("Z", "X") and root == rootfs.resolve()
+
+
+def check_ports(settings: Settings) -> None:
+    """Raise ``ProvisionError`` naming the port if SIP (UDP) or ARI (TCP) is taken on 127.0.0.1.
+
+    Asterisk itself starts anyway and only logs the failed bind, which would
+    look like a healthy start.
+    """
+    wanted = (
+        (socket.SOCK_DGRAM, settings.asterisk.sip_port, "SIP (UDP)"),
+        (socket.SOCK_STREAM, settings.asterisk.ari_port, "ARI/HTTP (TCP)"),
+    )
+    for kind, port, what in wanted:
+        with socket.socket(socket.AF_INET, kind) as probe:
+            if kind == socket.SOCK_STREAM:
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise ProvisionError(
+                    f"{what} port {port} on 127.0.0.1 is already in use by another program "
+                    f"(see `ss -lunpt | grep {port}`); stop it or change [asterisk] in the config"
+                ) from None
 
 
 def ari_ready(settings: Settings, layout: Layout) -> bool:
@@ -286,6 +325,7 @@ def up(
             f"Asterisk pid {pid} runs but ARI does not answer: run `vvk-pbx asterisk down`"
         )
     started = time.monotonic()
+    check_ports(settings)
     build_rootfs(layout, log)
     paths = install_config(settings, calendar, layout, now, log)
     for directory in paths.runtime_dirs():

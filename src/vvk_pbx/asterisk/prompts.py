@@ -67,6 +67,8 @@ def fallback_prompts(settings: Settings, calendar: Calendar) -> dict[str, str]:
             f"Välkommen till {settings.site.name}. Just nu kan ingen ta ditt samtal. "
             "Försök gärna igen om en stund."
         ),
+        "fallback-extension-no-answer": "Ingen svarar just nu. Försök gärna igen senare.",
+        "fallback-unknown-number": "Numret du har slagit finns inte. Kontrollera numret och försök igen.",
         "fallback-feature-unavailable": (
             "Hänvisningen kan inte ändras just nu. Försök igen om en stund."
         ),
