@@ -452,6 +452,7 @@ def asterisk_status(config: ConfigOption = None) -> None:
     pid = local.running_pid(layout)
     cached = "cached" if layout.stamp.exists() else "not built yet"
     out.print(f"rootfs: {layout.rootfs} ({cached})", markup=False)
+    out.print(f"logs: {layout.inside(local.CHROOT.log)}/{{full,messages,stdout.log}}", markup=False)
     if pid is None:
         out.print("Asterisk: not running", markup=False)
         raise typer.Exit(1)

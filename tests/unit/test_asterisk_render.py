@@ -49,15 +49,24 @@ def test_every_extension_gets_an_endpoint_with_its_static_contact(
     assert "bind = 127.0.0.1:5060" in pjsip
 
 
-def test_registering_phones_get_no_static_contact(
+def test_registering_phones_authenticate_and_have_no_static_contact(
     sample_settings: Settings, sample_calendar: Calendar
 ) -> None:
     phones = sample_settings.asterisk.phones.model_copy(update={"mode": "register"})
-    asterisk = sample_settings.asterisk.model_copy(update={"phones": phones})
+    asterisk = sample_settings.asterisk.model_copy(update={"phones": phones, "sip_bind": "0.0.0.0"})
     settings = sample_settings.model_copy(update={"asterisk": asterisk})
-    pjsip = render_config(settings, sample_calendar, NOW, "pw", PATHS)["pjsip.conf"]
+    secrets = {ext: f"pw-{ext}" for ext, _ in settings.extensions()}
+    pjsip = render_config(settings, sample_calendar, NOW, "pw", PATHS, phone_secrets=secrets)[
+        "pjsip.conf"
+    ]
     assert "contact = sip:1101@" not in pjsip
     assert "max_contacts = 1" in pjsip
+    assert "auth = 1101-auth\nidentify_by = auth_username" in pjsip
+    assert (
+        "[1101-auth]\ntype = auth\nauth_type = userpass\nusername = 1101\npassword = pw-1101"
+        in pjsip
+    )
+    assert "bind = 0.0.0.0:5060" in pjsip
 
 
 def test_ari_and_http_listen_on_loopback_with_the_generated_password(files: dict[str, str]) -> None:

@@ -227,6 +227,20 @@ def test_switch_end_must_have_a_time(tmp_path: Path) -> None:
         ),
         ('name = "Anna Berg"', 'name = "   "', "staff[0].name", "at least 1 character"),
         ('name = "Anna Berg"', 'name = "Anna\u202eBerg"', "staff[0].name", "does not match"),
+        ('name = "Anna Berg"', 'name = "Anna; Berg"', "staff[0].name", "does not match"),
+        ('name = "Anna Berg"', r'name = "Karin \\"', "staff[0].name", "does not match"),
+        (
+            'host = "127.0.0.1"',
+            'host = "127.0.0.0/8"',
+            "asterisk.phones.host",
+            "not one IP address",
+        ),
+        (
+            "sip_port = 5060",
+            'sip_bind = "localhost"\nsip_port = 5060',
+            "asterisk.sip_bind",
+            "not an IP",
+        ),
         ('number = "0123-191 90"', 'number = "0--1"', "on_call[0].number", "does not match"),
         ("goal_rings = 4", "goal_rings = 1000", "ring.goal_rings", "less than or equal to 20"),
         (

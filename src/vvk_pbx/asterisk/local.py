@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
+import json
 import os
 import secrets
 import shutil
@@ -104,6 +105,10 @@ class Layout:
     @property
     def password_file(self) -> Path:
         return self.state / "ari-password"
+
+    @property
+    def phone_secrets_file(self) -> Path:
+        return self.state / "phone-secrets.json"
 
     def inside(self, chroot_path: str) -> Path:
         """A path inside the root filesystem, seen from the host."""
@@ -193,6 +198,24 @@ def build_rootfs(layout: Layout, log: Log) -> Path:
     return layout.rootfs
 
 
+def phone_secrets(settings: Settings, layout: Layout) -> dict[str, str]:
+    """Each extension's SIP password for registering phones, generated once, kept 0600 in ``state``.
+
+    A new extension gets a new password; existing ones never change.
+    """
+    secrets_file = layout.phone_secrets_file
+    known: dict[str, str] = {}
+    if secrets_file.exists():
+        known = json.loads(secrets_file.read_text(encoding="utf-8"))
+    wanted = {ext: known.get(ext) or secrets.token_urlsafe(16) for ext, _ in settings.extensions()}
+    if wanted != known:
+        layout.state.mkdir(parents=True, exist_ok=True)
+        fd = os.open(secrets_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            json.dump(wanted, out, indent=1)
+    return wanted
+
+
 def ari_password(layout: Layout) -> str:
     """The ARI password, generated on first use and kept in ``state`` with mode 0600."""
     if layout.password_file.exists():
@@ -210,7 +233,12 @@ def install_config(
 ) -> ChrootPaths:
     """Render Asterisk's config and the prompts into the root filesystem."""
     paths = CHROOT
-    files = render_config(settings, calendar, now, ari_password(layout), paths)
+    secrets_ = (
+        phone_secrets(settings, layout) if settings.asterisk.phones.mode == "register" else None
+    )
+    files = render_config(
+        settings, calendar, now, ari_password(layout), paths, phone_secrets=secrets_
+    )
     etc = layout.inside(paths.etc)
     etc.mkdir(parents=True, exist_ok=True)
     for old in etc.glob("*.conf"):
@@ -331,6 +359,8 @@ def up(
     for directory in paths.runtime_dirs():
         shutil.rmtree(layout.inside(directory), ignore_errors=True)
         layout.inside(directory).mkdir(parents=True)
+    # astkeydir: Asterisk logs an error at every start without it.
+    layout.inside("/var/lib/asterisk/keys").mkdir(parents=True, exist_ok=True)
     stdout = layout.inside(paths.log) / "stdout.log"
     with stdout.open("w") as out:
         process = subprocess.Popen(

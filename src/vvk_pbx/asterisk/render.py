@@ -49,12 +49,14 @@ def render_config(
     ari_password: str,
     paths: ChrootPaths,
     template_dir: Path = DIALPLAN_DIR,
+    phone_secrets: dict[str, str] | None = None,
 ) -> dict[str, str]:
     """Every file of Asterisk's config directory: ``{"pjsip.conf": "...", ...}``.
 
     ``*.j2`` templates are rendered with the settings; other ``*.conf`` files are
     copied as they are; ``extensions-fallback.conf`` is generated for ``now``
-    (see ``fallback.py``). Raises ``FileNotFoundError`` if ``template_dir`` is
+    (see ``fallback.py``). ``phone_secrets`` (extension -> password) is needed
+    when phones register. Raises ``FileNotFoundError`` if ``template_dir`` is
     missing and ``jinja2.TemplateError`` for a broken template.
     """
     if not template_dir.is_dir():
@@ -71,6 +73,7 @@ def render_config(
         "paths": paths,
         "ari_password": ari_password,
         "ring_timeout": ring_timeout(settings),
+        "phone_secrets": phone_secrets or {},
     }
     files: dict[str, str] = {}
     for path in sorted(template_dir.iterdir()):

@@ -101,6 +101,17 @@ Text = Annotated[
         description="printable text",
     ),
 ]
+# A person's or operator's name becomes a SIP caller id: no quotes, semicolons,
+# angle brackets or backslashes, which end or escape it in pjsip.conf.
+Name = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        pattern=r'^[^\x00-\x1f\x7f\u202a-\u202e\u2066-\u2069";<>\\]+$',
+        description='a name without " ; < > or \\',
+    ),
+]
 Count = Annotated[int, Strict()]
 Day = Annotated[date, Strict()]
 Instant = Annotated[datetime, Strict()]
@@ -233,7 +244,7 @@ class OnCall(Section):
 
 
 class Operator(Section):
-    name: Text
+    name: Name
     extension: Extension
 
 
@@ -248,7 +259,7 @@ class Unit(Section):
 class Person(Section):
     """D1: one entry of the staff directory."""
 
-    name: Text
+    name: Name
     extension: Extension
     mobile: PhoneNumber | None = None
     unit: Slug
@@ -300,7 +311,11 @@ class Phones(Section):
     @field_validator("host")
     @classmethod
     def _address(cls, host: str) -> str:
-        return _ip_network(host)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{host!r} is not one IP address, like 127.0.0.1") from None
+        return host
 
 
 class Asterisk(Section):
@@ -310,7 +325,23 @@ class Asterisk(Section):
     ari_user: Slug = "vvk-pbx"
     ari_port: Count = Field(default=8088, ge=1, le=65_535)
     sip_port: Count = Field(default=5060, ge=1, le=65_535)
+    sip_bind: str = Field(
+        default="127.0.0.1",
+        description="the address SIP listens on: 127.0.0.1 locally, 0.0.0.0 or the host's address in production",
+    )
     trunk: Trunk
+
+    @field_validator("sip_bind")
+    @classmethod
+    def _bind(cls, address: str) -> str:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise ValueError(
+                f"{address!r} is not an IP address, like 127.0.0.1 or 0.0.0.0"
+            ) from None
+        return address
+
     phones: Phones = Phones()
 
 
