@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -11,7 +12,13 @@ from pathlib import Path
 
 import pytest
 
-PG_PORT = 55432
+
+def _free_tcp_port() -> int:
+    # Not a fixed port: two test runs on one machine must not collide.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
 
 
 def _pg_bin() -> Path:
@@ -27,8 +34,9 @@ def _as_postgres(args: list[str]) -> list[str]:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
-    """``postgresql+asyncpg://`` URL of a fresh cluster on 127.0.0.1:55432, removed afterwards."""
+    """``postgresql+asyncpg://`` URL of a fresh cluster on a free 127.0.0.1 port, removed afterwards."""
     bindir = _pg_bin()
+    port = _free_tcp_port()
     home = Path(tempfile.mkdtemp(prefix="vvk-pg-"))
     data = home / "data"
     if os.geteuid() == 0:
@@ -40,7 +48,7 @@ def postgres_url() -> Iterator[str]:
         check=True,
         capture_output=True,
     )
-    options = f"-p {PG_PORT} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
+    options = f"-p {port} -k {home} -c listen_addresses=127.0.0.1 -c fsync=off"
     subprocess.run(
         _as_postgres(
             [
@@ -66,7 +74,7 @@ def postgres_url() -> Iterator[str]:
                     "-h",
                     "127.0.0.1",
                     "-p",
-                    str(PG_PORT),
+                    str(port),
                     "-U",
                     "vvk",
                     "vvk",
@@ -75,7 +83,7 @@ def postgres_url() -> Iterator[str]:
             check=True,
             capture_output=True,
         )
-        yield f"postgresql+asyncpg://vvk@127.0.0.1:{PG_PORT}/vvk"
+        yield f"postgresql+asyncpg://vvk@127.0.0.1:{port}/vvk"
     finally:
         subprocess.run(
             _as_postgres([str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"]),

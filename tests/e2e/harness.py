@@ -185,6 +185,28 @@ def dialplan_app(event: Event, app: str) -> bool:
     return event.get("type") == "ChannelDialplan" and event.get("dialplan_app") == app
 
 
+def stasis_entry(app: str, data: str) -> Callable[[Event], bool]:
+    """The observer's sign that a channel entered another app's Stasis with these arguments."""
+
+    def match(event: Event) -> bool:
+        return dialplan_app(event, "Stasis") and event.get("dialplan_app_data") == f"{app},{data}"
+
+    return match
+
+
+def dial(peer_prefix: str, status: str) -> Callable[[Event], bool]:
+    """A ``Dial`` event for a peer channel whose name starts with ``peer_prefix``."""
+
+    def match(event: Event) -> bool:
+        return (
+            event.get("type") == "Dial"
+            and event.get("peer", {}).get("name", "").startswith(peer_prefix)
+            and event.get("dialstatus") == status
+        )
+
+    return match
+
+
 # ----------------------------------------------------------------------------- SIPp
 
 _media_ports = itertools.cycle(range(20000, 30000, 4))

@@ -7,30 +7,22 @@ import re
 from datetime import datetime, time, timedelta
 
 from tests.e2e.conftest import PbxEnv
-from tests.e2e.harness import Event, Observer, Pbx, StasisApp, dialplan_app, place_call, start_phone
+from tests.e2e.harness import (
+    Event,
+    Observer,
+    Pbx,
+    StasisApp,
+    dial,
+    dialplan_app,
+    place_call,
+    start_phone,
+    stasis_entry,
+)
 from vvk_pbx.config.model import WEEKDAY_NAMES, ClosedDate, DateOverride, Overrides, Switch, Weekly
 from vvk_pbx.domain.calendar import Calendar, TimeRange
 
 NEVER = 86_400_000  # ring_ms of a phone that never answers
 SWITCHBOARD = "012319100"
-
-
-def stasis_entry(app: str, data: str):  # type: ignore[no-untyped-def]
-    def match(event: Event) -> bool:
-        return dialplan_app(event, "Stasis") and event.get("dialplan_app_data") == f"{app},{data}"
-
-    return match
-
-
-def dial(peer_prefix: str, status: str):  # type: ignore[no-untyped-def]
-    def match(event: Event) -> bool:
-        return (
-            event.get("type") == "Dial"
-            and event.get("peer", {}).get("name", "").startswith(peer_prefix)
-            and event.get("dialstatus") == status
-        )
-
-    return match
 
 
 def varset(variable: str, value: str, channel_id: str):  # type: ignore[no-untyped-def]

@@ -17,7 +17,15 @@ import pytest
 
 from tests.conftest import ROOT, SAMPLE_CONFIG
 from tests.e2e.conftest import PbxEnv
-from tests.e2e.harness import Observer, Pbx, dialplan_app, place_call, start_carrier, start_phone
+from tests.e2e.harness import (
+    Observer,
+    Pbx,
+    dial,
+    dialplan_app,
+    place_call,
+    start_carrier,
+    start_phone,
+)
 
 VVK = str(Path(sys.executable).parent / "vvk-pbx")
 SWITCHBOARD = "012319100"
@@ -163,23 +171,19 @@ async def test_closed_call_hears_the_answering_machine_and_reaches_social_on_cal
         # Asterisk reports each media URI of the playback as it starts it.
         await observer.wait_for(
             lambda e: (
-                e.get("type") in ("PlaybackStarted", "PlaybackContinuing")
+                e.get("type") == "PlaybackStarted"
                 and e["playback"].get("media_uri") == "sound:vvk/num-8"
             ),
             20,
             "the next opening time",
         )
-        dial = await observer.wait_for(
-            lambda e: (
-                e.get("type") == "Dial"
-                and e.get("dialstatus") == "ANSWER"
-                and e["peer"]["name"].startswith("PJSIP/trunk-")
-            ),
+        on_call = await observer.wait_for(
+            dial("PJSIP/trunk-", "ANSWER"),
             20,
             "the social on-call number answering",
         )
         first = observer.matching(
-            lambda e: e.get("type") == "Dial" and e["peer"]["id"] == dial["peer"]["id"]
+            lambda e: e.get("type") == "Dial" and e["peer"]["id"] == on_call["peer"]["id"]
         )[0]
         assert "012319190" in first.get("dialstring", ""), first
         media = played(observer, caller)
@@ -223,20 +227,12 @@ async def test_operator_answer_is_logged_with_rings_and_goal(
         )
         caller = entry["channel"]["id"]
         ringing = await observer.wait_for(
-            lambda e: (
-                e.get("type") == "Dial"
-                and e.get("dialstatus") == "RINGING"
-                and e["peer"]["name"].startswith("PJSIP/1001-")
-            ),
+            dial("PJSIP/1001-", "RINGING"),
             10,
             "1001 ringing",
         )
         answered = await observer.wait_for(
-            lambda e: (
-                e.get("type") == "Dial"
-                and e.get("dialstatus") == "ANSWER"
-                and e["peer"]["name"].startswith("PJSIP/1001-")
-            ),
+            dial("PJSIP/1001-", "ANSWER"),
             15,
             "1001 answering",
         )

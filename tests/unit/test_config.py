@@ -239,7 +239,7 @@ def test_switch_end_must_have_a_time(tmp_path: Path) -> None:
             "sip_port = 5060",
             'sip_bind = "localhost"\nsip_port = 5060',
             "asterisk.sip_bind",
-            "not an IP",
+            "not one IP address",
         ),
         ('number = "0123-191 90"', 'number = "0--1"', "on_call[0].number", "does not match"),
         ("goal_rings = 4", "goal_rings = 1000", "ring.goal_rings", "less than or equal to 20"),

@@ -284,6 +284,14 @@ def _ip_network(value: str) -> str:
     return value
 
 
+def _ip_address(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not one IP address, like 127.0.0.1 or 0.0.0.0") from None
+    return value
+
+
 class Trunk(Section):
     """The SIP trunk: calls from these source addresses are external (inbound) calls."""
 
@@ -311,11 +319,7 @@ class Phones(Section):
     @field_validator("host")
     @classmethod
     def _address(cls, host: str) -> str:
-        try:
-            ipaddress.ip_address(host)
-        except ValueError:
-            raise ValueError(f"{host!r} is not one IP address, like 127.0.0.1") from None
-        return host
+        return _ip_address(host)
 
 
 class Asterisk(Section):
@@ -334,13 +338,7 @@ class Asterisk(Section):
     @field_validator("sip_bind")
     @classmethod
     def _bind(cls, address: str) -> str:
-        try:
-            ipaddress.ip_address(address)
-        except ValueError:
-            raise ValueError(
-                f"{address!r} is not an IP address, like 127.0.0.1 or 0.0.0.0"
-            ) from None
-        return address
+        return _ip_address(address)
 
     phones: Phones = Phones()
 
