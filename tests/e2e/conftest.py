@@ -56,7 +56,7 @@ def pbx_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PbxEnv]:
         assert shutil.which(tool), f"{tool} is missing: run ./scripts/setup"
     settings = load(SAMPLE_CONFIG)
     layout = local.Layout.default()
-    stop_demo_phones()
+    stop_demo()
     local.down(layout, print)
     dns = DnsSink()  # before Asterisk starts, so its start-up lookups count too
     calendar = Calendar(settings.hours_policy())
@@ -78,14 +78,22 @@ def pbx_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PbxEnv]:
         dns.close()
 
 
-def stop_demo_phones() -> None:
-    """Stop the SIPp phones ./scripts/run leaves running: they hold the test phones' ports."""
-    for pidfile in (ROOT / "var" / "phones").glob("*.pid"):
+def stop_demo() -> None:
+    """Stop what ./scripts/run leaves running: its SIPp phones hold the test phones'
+    ports, and its controller would take the Stasis app the tests need free."""
+    for pidfile in [*(ROOT / "var" / "phones").glob("*.pid"), ROOT / "var" / "controller.pid"]:
         with contextlib.suppress(ValueError, OSError):
             pid = int(pidfile.read_text().strip())
-            if Path(f"/proc/{pid}/comm").read_text().strip() == "sipp":
+            if _is_demo_process(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")):
                 os.kill(pid, signal.SIGTERM)
         pidfile.unlink(missing_ok=True)
+
+
+def _is_demo_process(cmdline: list[bytes]) -> bool:
+    # A pid file may be stale: only signal a sipp or a `vvk-pbx run`.
+    is_sipp = cmdline[0].endswith(b"sipp")
+    is_controller = b"run" in cmdline and any(part.endswith(b"vvk-pbx") for part in cmdline)
+    return is_sipp or is_controller
 
 
 @pytest.fixture
