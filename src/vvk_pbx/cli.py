@@ -389,6 +389,15 @@ def _now(settings: Settings) -> datetime:
     return datetime.now(settings.site.tz)
 
 
+def _require_root(local: Any) -> None:
+    # status/down/cli look into the chroot: without root they would misreport.
+    try:
+        local.check_host()
+    except local.ProvisionError as exc:
+        err.print(str(exc), markup=False)
+        raise typer.Exit(1) from None
+
+
 @asterisk_app.command("up")
 def asterisk_up(config: ConfigOption = None) -> None:
     """Build or reuse the rootfs, render the config from the ops file, start Asterisk, wait for ARI."""
@@ -439,6 +448,7 @@ def asterisk_down() -> None:
     """Stop the local Asterisk."""
     from vvk_pbx.asterisk import local
 
+    _require_root(local)
     local.down(local.Layout.default(), _log)
 
 
@@ -448,6 +458,7 @@ def asterisk_status(config: ConfigOption = None) -> None:
     from vvk_pbx.asterisk import local
 
     settings = _load_or_exit(config)
+    _require_root(local)
     layout = local.Layout.default()
     pid = local.running_pid(layout)
     cached = "cached" if layout.stamp.exists() else "not built yet"
@@ -472,6 +483,7 @@ def asterisk_cli(
     """Run one Asterisk CLI command, e.g. `vvk-pbx asterisk cli core show channels`."""
     from vvk_pbx.asterisk import local
 
+    _require_root(local)
     try:
         out.print(local.cli(local.Layout.default(), " ".join(command)), markup=False, end="")
     except local.ProvisionError as exc:

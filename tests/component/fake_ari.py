@@ -3,7 +3,7 @@
 It checks Basic auth, records every REST request, answers with canned
 resources, and pushes events to connected websockets. Controls:
 ``send_event(...)``, ``requests()``, ``reset()``, ``drop_connections()``,
-``gone`` (ids that answer 404), ``delay_s`` (slow answers), ``channels``
+``gone`` (ids that answer 404), ``fail`` (paths that answer an error), ``delay_s`` (slow answers), ``channels``
 (what ``GET /channels`` lists). It never replaces the real-Asterisk tests.
 """
 
@@ -31,6 +31,7 @@ class FakeAri:
     user: str = "vvk-pbx"
     password: str = "secret"
     gone: set[str] = field(default_factory=set)
+    fail: dict[str, int] = field(default_factory=dict)  # path -> error status
     channels: list[dict[str, Any]] = field(default_factory=list)
     delay_s: float = 0.0
     connections: int = 0
@@ -117,6 +118,8 @@ class FakeAri:
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         parts = path.split("/")
+        if path in self.fail:
+            return web.json_response({"message": "Internal Server Error"}, status=self.fail[path])
         if len(parts) > 1 and parts[1] in self.gone:
             return web.json_response({"message": "Channel not found"}, status=404)
         if request.method == "GET" and path == "channels":

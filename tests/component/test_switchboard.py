@@ -231,9 +231,56 @@ async def test_when_every_phone_fails_the_caller_goes_to_the_fallback(open_: Rig
 
 
 async def test_an_unexpected_error_sends_the_caller_to_the_fallback(open_: Rig) -> None:
-    open_.fake.gone.add("c6")  # every REST call about c6 fails with 404
+    open_.fake.fail["channels/c6/ring"] = 500
     await open_.event(stasis("c6", OPEN, "inbound", "012319100"))
     assert any(r.path == "channels/c6/continue" for r in open_.fake.requests("POST"))
+
+
+async def test_a_caller_who_is_already_gone_is_not_sent_anywhere(open_: Rig) -> None:
+    open_.fake.gone.add("c6")  # every REST call about c6 answers 404
+    await open_.event(stasis("c6", OPEN, "inbound", "012319100"))
+    assert not any(r.path.endswith("/continue") for r in open_.fake.requests("POST"))
+
+
+async def test_hanging_up_on_the_answering_machine_is_logged_closed(closed: Rig) -> None:
+    await closed.event(stasis("c8", CLOSED, "inbound", "012319100"))
+    # Asterisk ends the playback as failed, then the channel leaves Stasis.
+    await closed.event(
+        {
+            "type": "PlaybackFinished",
+            "playback": {"id": "c8:pb1", "target_uri": "channel:c8", "state": "failed"},
+        }
+    )
+    await closed.event(
+        {
+            "type": "StasisEnd",
+            "timestamp": ts(CLOSED + timedelta(seconds=10)),
+            "channel": chan("c8"),
+        }
+    )
+    await closed.recorder.flush()
+    assert [p for p, _ in closed.posts()].count("channels/c8/play") == 1  # no replay
+    record = closed.store.calls["c8"]
+    assert record.outcome is Outcome.CLOSED and record.ended_at == CLOSED + timedelta(seconds=10)
+
+
+async def test_an_on_call_number_that_fails_stops_the_ring_tone_and_falls_back(closed: Rig) -> None:
+    await closed.event(stasis("c9", CLOSED, "inbound", "012319100"))
+    await closed.event({"type": "ChannelDtmfReceived", "digit": "1", "channel": chan("c9")})
+    closed.fake.reset()
+    await closed.event({"type": "Dial", "dialstatus": "NOANSWER", "peer": chan("c9:oncall1")})
+    paths = [p for p, _ in closed.posts()]
+    assert paths.index("playbacks/c9:pb2") < paths.index("channels/c9/continue")
+
+
+async def test_unknown_internal_number_is_told_so_by_the_dialplan(open_: Rig) -> None:
+    await open_.event(stasis("c10", OPEN, "internal", "4711", number="1101"))
+    assert open_.posts() == [
+        (
+            "channels/c10/continue",
+            {"context": "vvk-fallback-internal", "extension": "4711", "priority": "1"},
+        )
+    ]
 
 
 async def test_a_locked_database_delays_the_log_but_loses_nothing(open_: Rig) -> None:

@@ -97,9 +97,15 @@ class _WebsocketApp:
         self._reader: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(headers=self.pbx.auth_header())
+        # A wedged ARI must fail the test in seconds, not after aiohttp's 5 minutes.
+        self._session = aiohttp.ClientSession(
+            headers=self.pbx.auth_header(),
+            timeout=aiohttp.ClientTimeout(total=None, connect=10, sock_connect=10),
+        )
         self._ws = await self._session.ws_connect(
-            self.pbx.events_url(self.app, self.subscribe_all), heartbeat=20
+            self.pbx.events_url(self.app, self.subscribe_all),
+            heartbeat=20,
+            timeout=aiohttp.ClientWSTimeout(ws_close=5),
         )
         self._reader = asyncio.create_task(self._read(self._ws))
 

@@ -37,13 +37,15 @@ def test_same_kind_is_first_come_first_served() -> None:
 
 
 @given(
-    internal_at=st.floats(min_value=0, max_value=3600),
-    externals=st.lists(st.floats(min_value=0, max_value=3600), max_size=20),
-    delay=st.floats(min_value=0, max_value=600),
+    internal_ms=st.integers(min_value=0, max_value=3_600_000),
+    externals_ms=st.lists(st.integers(min_value=0, max_value=3_600_000), max_size=20),
+    delay_ms=st.integers(min_value=0, max_value=600_000),
 )
 def test_an_internal_call_is_never_passed_by_an_external_that_arrived_after_its_delay(
-    internal_at: float, externals: list[float], delay: float
+    internal_ms: int, externals_ms: list[int], delay_ms: int
 ) -> None:
+    internal_at, delay = internal_ms / 1000, delay_ms / 1000
+    externals = [t / 1000 for t in externals_ms]
     # The internal call can only be passed by external calls that arrived
     # before it plus the delay: it never waits forever.
     calls = [w("int", False, internal_at)] + [w(f"e{i}", True, t) for i, t in enumerate(externals)]

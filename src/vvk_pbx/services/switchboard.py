@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
 
+from vvk_pbx.ari.client import AriNotFoundError
 from vvk_pbx.ari.models import (
     Channel,
     ChannelDestroyed,
@@ -135,6 +136,9 @@ class Switchboard:
         call_id = self.key(event)
         try:
             await self._handle(event)
+        except AriNotFoundError as exc:
+            # The caller or a leg hung up while we acted: its StasisEnd ends the call.
+            log.info("call %s: %s is gone (%s)", call_id, exc.path, event.type)
         except Exception:
             log.exception(
                 "call %s: handling %s failed; sending the caller to the fallback",
@@ -156,7 +160,10 @@ class Switchboard:
         if isinstance(event, ChannelDtmfReceived) and event.channel.id == call.id:
             await self._digit(call, event.digit)
         elif isinstance(event, PlaybackFinished) and event.playback.id == call.playback:
-            await self._playback_finished(call)
+            if event.playback.state == "failed":  # the caller hung up mid-message
+                call.playback = None
+            else:
+                await self._playback_finished(call)
         elif isinstance(event, Dial) and event.peer.id in call.legs:
             await self._dial(call, event)
         elif isinstance(event, (StasisEnd, ChannelDestroyed)):
@@ -211,8 +218,9 @@ class Switchboard:
             )
             await self.ari.continue_in_dialplan(channel.id, "vvk-fallback-feature")
         else:
+            # The dialplan says so in words, as it does without the controller.
             self._finish(call, self._when(event), Outcome.UNKNOWN_NUMBER, "no such number")
-            await self.ari.hangup(channel.id, "unallocated")
+            await self.ari.continue_in_dialplan(channel.id, FALLBACK_INTERNAL, dialed)
 
     # ----- answering machine (H5) ---------------------------------------------------------
 
@@ -401,7 +409,12 @@ class Switchboard:
     # ----- ending -------------------------------------------------------------------------------
 
     async def _caller_gone(self, call: Call, when: datetime) -> None:
-        self._finish(call, when, None, "the caller hung up")
+        # Hanging up on the answering machine is its normal end, not an abandoned call.
+        heard_message = call.action is Action.ANSWERING_MACHINE and call.connected_leg is None
+        outcome = (
+            Outcome.CLOSED if heard_message and call.record.outcome is Outcome.IN_PROGRESS else None
+        )
+        self._finish(call, when, outcome, "the caller hung up")
         for leg_id, leg in call.legs.items():
             if leg.ended_at is None:
                 await self.ari.hangup(leg_id)
@@ -421,6 +434,11 @@ class Switchboard:
     async def _to_fallback(self, call_id: str, outcome: Outcome = Outcome.FALLBACK) -> None:
         call = self.calls.get(call_id)
         if call is not None:
+            if call.playback is not None:
+                # A playing channel leaves Stasis only when its playback ends; the
+                # ring tone never does.
+                await _quietly(self.ari.stop_playback(call.playback))
+                call.playback = None
             for leg_id, leg in call.legs.items():
                 if leg.ended_at is None and leg_id != call.connected_leg:
                     await _quietly(self.ari.hangup(leg_id))
