@@ -308,12 +308,19 @@ async def test_resync_ends_or_hands_over_what_no_one_controls(open_: Rig) -> Non
         ],
         "vvk-pbx",
     )
+
+    def stops(cid: str) -> list[tuple[str, dict[str, str]]]:
+        # The old process's playbacks are stopped first: a playing channel leaves Stasis late.
+        return [(f"playbacks/{cid}:pb{n}", {}) for n in range(1, 5)]
+
     assert open_.posts() == [
+        *stops("a"),
         (
             "channels/a/continue",
             {"context": "vvk-fallback-inbound", "extension": "s", "priority": "1"},
         ),
         ("channels/b", {"reason": "normal"}),
+        *stops("c"),
         (
             "channels/c/continue",
             {"context": "vvk-fallback-internal", "extension": "1102", "priority": "1"},

@@ -259,3 +259,87 @@ async def test_operator_answer_is_logged_with_rings_and_goal(
     finally:
         await operator.stop()
         await silent.stop()
+
+
+async def test_a_killed_controller_leaves_calls_to_the_fallback_and_recovers(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    process, database = await controller(CLOSED_AT)
+    first = await place_call(pbx, SWITCHBOARD, caller_number="0700000001", hold_ms=-1)
+    entry = await observer.wait_for(
+        lambda e: dialplan_app(e, "Stasis") and e["channel"]["caller"]["number"] == "0700000001",
+        10,
+        "the first call in Stasis",
+    )
+    first_id = entry["channel"]["id"]
+    await observer.wait_for(
+        lambda e: (
+            e.get("type") == "PlaybackStarted"
+            and e["playback"]["target_uri"] == f"channel:{first_id}"
+        ),
+        10,
+        "the controller answering the first call",
+    )
+    process.kill()  # SIGKILL: no goodbye to Asterisk
+    process.wait(10)
+
+    # While it is down, a new call takes the dialplan fallback at once.
+    second = await place_call(pbx, SWITCHBOARD, caller_number="0700000002", hold_ms=1500)
+    entry = await observer.wait_for(
+        lambda e: dialplan_app(e, "Stasis") and e["channel"]["caller"]["number"] == "0700000002",
+        10,
+        "the second call trying Stasis",
+    )
+    second_id = entry["channel"]["id"]
+    await observer.wait_for(
+        lambda e: (
+            e.get("type") == "ChannelVarset"
+            and e.get("variable") == "STASISSTATUS"
+            and e.get("value") == "FAILED"
+            and e["channel"]["id"] == second_id
+        ),
+        10,
+        "the second call falling back",
+    )
+
+    # Restarted, it is connected within 5 s, hands the orphaned first call to
+    # the fallback, and answers new calls again.
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await controller(CLOSED_AT)
+    assert loop.time() - started < 5.0
+    await observer.wait_for(
+        lambda e: (
+            dialplan_app(e, "NoOp")
+            and e["channel"]["id"] == first_id
+            and e["channel"]["dialplan"]["context"] == "vvk-fallback-inbound"
+        ),
+        10,
+        "the orphaned first call handed to the fallback",
+    )
+    third = await place_call(pbx, SWITCHBOARD, caller_number="0700000003", hold_ms=2000)
+    entry = await observer.wait_for(
+        lambda e: dialplan_app(e, "Stasis") and e["channel"]["caller"]["number"] == "0700000003",
+        10,
+        "the third call in Stasis",
+    )
+    third_id = entry["channel"]["id"]
+    await observer.wait_for(
+        lambda e: (
+            e.get("type") == "PlaybackStarted"
+            and e["playback"]["target_uri"] == f"channel:{third_id}"
+        ),
+        10,
+        "the restarted controller answering",
+    )
+    assert await third.wait(30) == 0
+    await second.wait(60)
+    await first.stop()
+
+    calls = await _wait_calls(
+        database, lambda cs: any(c["id"] == third_id and c["ended_at"] for c in cs)
+    )
+    ids = [c["id"] for c in calls]
+    assert len(ids) == len(set(ids)), "no duplicated rows"
+    assert first_id in ids and third_id in ids, "no lost rows"
+    assert second_id not in ids  # it never reached the controller

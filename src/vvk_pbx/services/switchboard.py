@@ -399,12 +399,21 @@ class Switchboard:
                 log.warning(
                     "resync: internal call %s to %s goes to the fallback", channel.id, args[1]
                 )
+                await self._stop_orphan_playbacks(channel.id)
                 await _quietly(
                     self.ari.continue_in_dialplan(channel.id, FALLBACK_INTERNAL, args[1])
                 )
             else:
                 log.warning("resync: call %s goes to the fallback", channel.id)
+                await self._stop_orphan_playbacks(channel.id)
                 await _quietly(self.ari.continue_in_dialplan(channel.id, FALLBACK_INBOUND))
+
+    async def _stop_orphan_playbacks(self, channel_id: str) -> None:
+        # A playing channel leaves Stasis only when its playback ends. Playback
+        # ids are ``<call id>:pb<n>``, so a new process can stop what an old
+        # one started (a call plays at most a few); unknown ids answer 404.
+        for n in range(1, 5):
+            await _quietly(self.ari.stop_playback(f"{channel_id}:pb{n}"))
 
     # ----- ending -------------------------------------------------------------------------------
 
