@@ -68,7 +68,7 @@ async def run(
             await ari.set_event_filter(USED_EVENT_TYPES)
         except AriError as exc:  # an older Asterisk: all events, still correct
             log.warning("ARI event filter not set: %s", exc)
-        await switchboard.resync(await ari.list_channels(), asterisk.app)
+        await switchboard.resync(await ari.list_channels(), asterisk.app, store.get_call)
 
     stream = EventStream(ari, dispatcher, on_connect=on_connect)
     stop = stop or asyncio.Event()

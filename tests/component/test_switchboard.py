@@ -16,6 +16,7 @@ from vvk_pbx.ari.models import Channel, parse_event
 from vvk_pbx.config import Settings
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
+from vvk_pbx.domain.routing import CallKind, Route, route
 from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.switchboard import Switchboard
 
@@ -326,3 +327,30 @@ async def test_resync_ends_or_hands_over_what_no_one_controls(open_: Rig) -> Non
             {"context": "vvk-fallback-internal", "extension": "1102", "priority": "1"},
         ),
     ]
+
+
+async def test_resync_records_the_hand_over_in_the_call_log(open_: Rig) -> None:
+    earlier = CallRecord.arrive("a", "0701234567", "012319100", OPEN, _route_of(open_))
+    open_.store.calls["a"] = earlier
+
+    async def lookup(call_id: str) -> CallRecord | None:
+        return open_.store.calls.get(call_id)
+
+    orphan = Channel.parse(
+        {
+            "id": "a",
+            "name": "a",
+            "dialplan": {"app_name": "Stasis", "app_data": "vvk-pbx,inbound,012319100"},
+        }
+    )
+    await open_.board.resync([orphan], "vvk-pbx", lookup)
+    await open_.recorder.flush()
+    record = open_.store.calls["a"]
+    assert record.outcome is Outcome.FALLBACK
+    assert record.trace[-1] == "[resync] the controller restarted: handed to the dialplan fallback"
+
+
+def _route_of(rig: Rig) -> Route:
+    return route(
+        CallKind.INBOUND, "0701234567", "012319100", OPEN, rig.board.calendar, rig.board.numbering
+    )

@@ -343,3 +343,6 @@ async def test_a_killed_controller_leaves_calls_to_the_fallback_and_recovers(
     assert len(ids) == len(set(ids)), "no duplicated rows"
     assert first_id in ids and third_id in ids, "no lost rows"
     assert second_id not in ids  # it never reached the controller
+    [orphan] = [c for c in calls if c["id"] == first_id]
+    assert orphan["outcome"] == "fallback"
+    assert "[resync]" in str(orphan["trace"][-1])  # type: ignore[index]

@@ -18,7 +18,7 @@ Stasis argument ``leg``.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol
@@ -378,11 +378,18 @@ class Switchboard:
 
     # ----- resync after a reconnect ---------------------------------------------------------
 
-    async def resync(self, channels: Iterable[Channel], app: str) -> None:
+    async def resync(
+        self,
+        channels: Iterable[Channel],
+        app: str,
+        lookup: Callable[[str], Awaitable[CallRecord | None]] | None = None,
+    ) -> None:
         """Take over or safely end channels left in our Stasis app while no controller ran.
 
         A caller this process does not know is sent to the dialplan fallback,
         which routes it by the same hours; a leg of an unknown call is hung up.
+        With ``lookup`` (the call log), the caller's row records the hand-over,
+        so the log says what became of every call.
         """
         for channel in channels:
             dialplan = channel.raw.get("dialplan") or {}
@@ -407,6 +414,11 @@ class Switchboard:
                 log.warning("resync: call %s goes to the fallback", channel.id)
                 await self._stop_orphan_playbacks(channel.id)
                 await _quietly(self.ari.continue_in_dialplan(channel.id, FALLBACK_INBOUND))
+            if args[:1] != ["leg"] and lookup is not None:
+                record = await lookup(channel.id)
+                if record is not None and record.ended_at is None:
+                    note = "[resync] the controller restarted: handed to the dialplan fallback"
+                    self.recorder.save(replace(record, outcome=Outcome.FALLBACK).note(note))
 
     async def _stop_orphan_playbacks(self, channel_id: str) -> None:
         # A playing channel leaves Stasis only when its playback ends. Playback
