@@ -389,8 +389,10 @@ def _now(settings: Settings) -> datetime:
     return datetime.now(settings.site.tz)
 
 
-def _require_root(local: Any) -> None:
+def _require_root() -> None:
     # status/down/cli look into the chroot: without root they would misreport.
+    from vvk_pbx.asterisk import local
+
     try:
         local.check_host()
     except local.ProvisionError as exc:
@@ -448,7 +450,7 @@ def asterisk_down() -> None:
     """Stop the local Asterisk."""
     from vvk_pbx.asterisk import local
 
-    _require_root(local)
+    _require_root()
     local.down(local.Layout.default(), _log)
 
 
@@ -458,7 +460,7 @@ def asterisk_status(config: ConfigOption = None) -> None:
     from vvk_pbx.asterisk import local
 
     settings = _load_or_exit(config)
-    _require_root(local)
+    _require_root()
     layout = local.Layout.default()
     pid = local.running_pid(layout)
     cached = "cached" if layout.stamp.exists() else "not built yet"
@@ -483,7 +485,7 @@ def asterisk_cli(
     """Run one Asterisk CLI command, e.g. `vvk-pbx asterisk cli core show channels`."""
     from vvk_pbx.asterisk import local
 
-    _require_root(local)
+    _require_root()
     try:
         out.print(local.cli(local.Layout.default(), " ".join(command)), markup=False, end="")
     except local.ProvisionError as exc:

@@ -261,17 +261,23 @@ async def test_operator_answer_is_logged_with_rings_and_goal(
         await silent.stop()
 
 
+async def _entered_stasis(observer: Observer, caller_number: str, what: str) -> str:
+    """The channel id of the call from ``caller_number`` once it tries our Stasis app."""
+    entry = await observer.wait_for(
+        lambda e: dialplan_app(e, "Stasis") and e["channel"]["caller"]["number"] == caller_number,
+        10,
+        what,
+    )
+    channel_id: str = entry["channel"]["id"]
+    return channel_id
+
+
 async def test_a_killed_controller_leaves_calls_to_the_fallback_and_recovers(
     pbx: Pbx, observer: Observer, controller: Controller
 ) -> None:
     process, database = await controller(CLOSED_AT)
     first = await place_call(pbx, SWITCHBOARD, caller_number="0700000001", hold_ms=-1)
-    entry = await observer.wait_for(
-        lambda e: dialplan_app(e, "Stasis") and e["channel"]["caller"]["number"] == "0700000001",
-        10,
-        "the first call in Stasis",
-    )
-    first_id = entry["channel"]["id"]
+    first_id = await _entered_stasis(observer, "0700000001", "the first call in Stasis")
     await observer.wait_for(
         lambda e: (
             e.get("type") == "PlaybackStarted"
@@ -285,12 +291,7 @@ async def test_a_killed_controller_leaves_calls_to_the_fallback_and_recovers(
 
     # While it is down, a new call takes the dialplan fallback at once.
     second = await place_call(pbx, SWITCHBOARD, caller_number="0700000002", hold_ms=1500)
-    entry = await observer.wait_for(
-        lambda e: dialplan_app(e, "Stasis") and e["channel"]["caller"]["number"] == "0700000002",
-        10,
-        "the second call trying Stasis",
-    )
-    second_id = entry["channel"]["id"]
+    second_id = await _entered_stasis(observer, "0700000002", "the second call trying Stasis")
     await observer.wait_for(
         lambda e: (
             e.get("type") == "ChannelVarset"
@@ -318,12 +319,7 @@ async def test_a_killed_controller_leaves_calls_to_the_fallback_and_recovers(
         "the orphaned first call handed to the fallback",
     )
     third = await place_call(pbx, SWITCHBOARD, caller_number="0700000003", hold_ms=2000)
-    entry = await observer.wait_for(
-        lambda e: dialplan_app(e, "Stasis") and e["channel"]["caller"]["number"] == "0700000003",
-        10,
-        "the third call in Stasis",
-    )
-    third_id = entry["channel"]["id"]
+    third_id = await _entered_stasis(observer, "0700000003", "the third call in Stasis")
     await observer.wait_for(
         lambda e: (
             e.get("type") == "PlaybackStarted"

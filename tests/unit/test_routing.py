@@ -9,7 +9,16 @@ import pytest
 from tests.conftest import STHLM
 from vvk_pbx.config import Settings
 from vvk_pbx.domain.calendar import Calendar
-from vvk_pbx.domain.routing import Action, CallKind, digits, rings, route, within_goal
+from vvk_pbx.domain.routing import (
+    Action,
+    CallKind,
+    digits,
+    ring_timeout_s,
+    rings,
+    route,
+    spoken_digits,
+    within_goal,
+)
 
 
 def at(text: str) -> datetime:
@@ -134,3 +143,26 @@ def test_closed_trace_says_why_and_when_it_opens(
         "[H1-H4] Stängt – Julafton: 08:00–12:00",
         "[H5] central answering machine; opens again 2026-12-28T08:00:00+01:00",
     ]
+
+
+def test_a_switchboard_number_written_with_plus46_matches_the_dialed_national_number(
+    sample_settings: Settings, sample_calendar: Calendar
+) -> None:
+    switchboard = sample_settings.switchboard.model_copy(update={"number": "+46 123 191 00"})
+    settings = sample_settings.model_copy(update={"switchboard": switchboard})
+    decision = route(
+        CallKind.INBOUND,
+        "0701234567",
+        "012319100",
+        at("2026-11-30T10:00"),
+        sample_calendar,
+        settings.numbering(),
+    )
+    assert decision.action is Action.OPERATOR_QUEUE
+    assert all("no direct number" not in step.decision for step in decision.trace)
+
+
+def test_ring_timeout_and_spoken_digits() -> None:
+    assert ring_timeout_s(6000, 4) == 72
+    assert ring_timeout_s(1000, 4) == 60  # never under a minute
+    assert spoken_digits("0123-191 90") == "0 1 2 3 1 9 1 9 0"

@@ -16,6 +16,7 @@ from pathlib import Path
 from vvk_pbx.asterisk.fallback import closed_message, spoken_week
 from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.calendar import Calendar
+from vvk_pbx.domain.routing import spoken_digits
 
 WEEKDAY_WORDS = ("måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag")
 
@@ -46,9 +47,9 @@ def catalogue(settings: Settings, calendar: Calendar) -> dict[str, str]:
     for n in range(60):
         prompts[f"num-{n}"] = str(n)
     for service in settings.on_call:
-        spoken = " ".join(c for c in service.number if c.isdigit())
         prompts[f"on-call-{service.digit}"] = (
-            f"{service.name} nås på nummer {spoken}. Tryck {service.digit} för att kopplas dit."
+            f"{service.name} nås på nummer {spoken_digits(service.number)}. "
+            f"Tryck {service.digit} för att kopplas dit."
         )
     prompts.update(fallback_prompts(settings, calendar))
     return prompts

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jinja2
 
-from vvk_pbx.asterisk.fallback import render_fallback, ring_timeout
+from vvk_pbx.asterisk.fallback import render_fallback
 from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.calendar import Calendar
 
@@ -72,7 +72,7 @@ def render_config(
         "phones": settings.extensions(),
         "paths": paths,
         "ari_password": ari_password,
-        "ring_timeout": ring_timeout(settings),
+        "ring_timeout": settings.ring.timeout_s,
         "phone_secrets": phone_secrets or {},
     }
     files: dict[str, str] = {}

@@ -35,7 +35,7 @@ from vvk_pbx.domain.calendar import (
     PeriodHours,
     TimeRange,
 )
-from vvk_pbx.domain.routing import Numbering
+from vvk_pbx.domain.routing import Numbering, digits, ring_timeout_s
 
 _CLOCK = re.compile(r"^([0-9]{1,2}):([0-9]{2})$")
 
@@ -115,11 +115,6 @@ Name = Annotated[
 Count = Annotated[int, Strict()]
 Day = Annotated[date, Strict()]
 Instant = Annotated[datetime, Strict()]
-
-
-def digits_of(number: str) -> str:
-    """The dialable digits of a configured phone number (``"0123-191 00"`` -> ``"012319100"``)."""
-    return re.sub(r"[ -]", "", number)
 
 
 class Section(BaseModel):
@@ -233,6 +228,11 @@ class Ring(Section):
     @property
     def cycle_ms(self) -> int:
         return self.tone_ms + self.pause_ms
+
+    @property
+    def timeout_s(self) -> int:
+        """How long a phone rings before the call gives up on it (``domain.routing.ring_timeout_s``)."""
+        return ring_timeout_s(self.cycle_ms, self.goal_rings)
 
 
 class OnCall(Section):
@@ -410,8 +410,8 @@ class Settings(Section):
     def numbering(self) -> Numbering:
         """The routing view of the numbers: switchboard, direct prefix and extensions."""
         return Numbering(
-            switchboard=digits_of(self.switchboard.number),
-            direct_prefix=digits_of(self.switchboard.direct_prefix),
+            switchboard=digits(self.switchboard.number),
+            direct_prefix=digits(self.switchboard.direct_prefix),
             extensions=dict(self.extensions()),
             operator_codes=self.switchboard.operator_codes,
         )

@@ -156,3 +156,16 @@ def rings(seconds: float, cycle_ms: int) -> int:
 def within_goal(seconds: float, cycle_ms: int, goal_rings: int) -> bool:
     """Answered by a person less than ``goal_rings`` cycles after arrival (A1, A2)."""
     return seconds * 1000 < goal_rings * cycle_ms
+
+
+def ring_timeout_s(cycle_ms: int, goal_rings: int) -> int:
+    """How long a phone rings before the call gives up on it, in seconds.
+
+    Three times the goal, and at least a minute: a late answer beats none (A1).
+    """
+    return max(60, 3 * goal_rings * cycle_ms // 1000)
+
+
+def spoken_digits(number: str) -> str:
+    """A number as separate digits for a prompt: ``"0123-191 90"`` -> ``"0 1 2 3 1 9 1 9 0"`` (H5)."""
+    return " ".join(digits(number))

@@ -34,11 +34,11 @@ from vvk_pbx.ari.models import (
     StasisEnd,
     StasisStart,
 )
-from vvk_pbx.config.model import Settings, digits_of
+from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.announcements import answering_machine, sound
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
-from vvk_pbx.domain.routing import Action, CallKind, route
+from vvk_pbx.domain.routing import Action, CallKind, digits, route
 from vvk_pbx.services.recorder import Recorder
 
 log = logging.getLogger(__name__)
@@ -266,7 +266,7 @@ class Switchboard:
             call.playback = None
         call.success = Outcome.ON_CALL_TRANSFER
         self._save(call)
-        number = digits_of(service.number)
+        number = digits(service.number)
         await self._ring(call, [(f"PJSIP/{number}@trunk", number)], "oncall", ring_caller=False)
         await self._play(call, ["tone:ring;tonezone=se"])
 
@@ -302,8 +302,7 @@ class Switchboard:
         # The leg joins the bridge on its own StasisStart: before it, ARI may
         # answer 422 "not in Stasis" (asterisk-notes.md).
         await self.ari.add_to_bridge(call.bridge, [leg_id])
-        timeout = self.settings.ring.goal_rings * self.settings.ring.cycle_ms // 1000 * 3
-        await self.ari.dial(leg_id, caller=call.id, timeout_s=max(60, timeout))
+        await self.ari.dial(leg_id, caller=call.id, timeout_s=self.settings.ring.timeout_s)
 
     async def _dial(self, call: Call, event: Dial) -> None:
         leg = call.legs[event.peer.id]
