@@ -62,6 +62,7 @@ async def run(
     )
     switchboard = Switchboard(ari, recorder, settings, calendar, clock)
     dispatcher = OrderedDispatcher(switchboard.handle, key=switchboard.key)
+    switchboard.post = dispatcher.submit  # internal events queue behind the call's own
 
     async def on_connect() -> None:
         try:

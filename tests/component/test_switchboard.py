@@ -11,14 +11,14 @@ import pytest
 
 from tests.component.fake_ari import FakeAri
 from tests.conftest import STHLM
-from vvk_pbx.ari.client import AriClient, AriConfig
+from vvk_pbx.ari.client import AriClient, AriConfig, OrderedDispatcher
 from vvk_pbx.ari.models import Channel, parse_event
 from vvk_pbx.config import Settings
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
 from vvk_pbx.domain.routing import CallKind, Route, route
 from vvk_pbx.services.recorder import Recorder
-from vvk_pbx.services.switchboard import Switchboard
+from vvk_pbx.services.switchboard import Overflow, Switchboard, internal_event
 
 CLOSED = datetime(2026, 12, 25, 10, 0, tzinfo=STHLM)  # Christmas Day
 OPEN = datetime(2026, 11, 30, 10, 0, tzinfo=STHLM)  # a Monday morning
@@ -48,9 +48,12 @@ class Rig:
     board: Switchboard
     store: MemoryStore
     recorder: Recorder
+    dispatcher: OrderedDispatcher
 
     async def event(self, raw: dict[str, Any]) -> None:
-        await self.board.handle(parse_event(raw))
+        """Handle one event as the controller does, with the internal events it posts."""
+        self.dispatcher.submit(parse_event(raw))
+        await self.dispatcher.drain()
 
     def posts(self) -> list[tuple[str, dict[str, str]]]:
         return [(r.path, r.query) for r in self.fake.requests() if r.method in ("POST", "DELETE")]
@@ -76,8 +79,10 @@ async def make_rig(settings: Settings, now: datetime) -> AsyncIterator[Rig]:
     store = MemoryStore()
     recorder = Recorder(store, retry_s=0.01)
     board = Switchboard(ari, recorder, settings, Calendar(settings.hours_policy()), lambda: now)
+    dispatcher = OrderedDispatcher(board.handle, key=board.key)
+    board.post = dispatcher.submit
     try:
-        yield Rig(fake, board, store, recorder)
+        yield Rig(fake, board, store, recorder, dispatcher)
     finally:
         await ari.close()
         await fake.stop()
@@ -221,14 +226,128 @@ async def test_a_caller_who_hangs_up_while_ringing_is_abandoned(open_: Rig) -> N
     assert {"channels/c4:op1", "channels/c4:op2", "bridges/c4:bridge"} <= set(deletes)
 
 
-async def test_when_every_phone_fails_the_caller_goes_to_the_fallback(open_: Rig) -> None:
+def dial(leg: str, status: str, at: datetime = OPEN) -> dict[str, Any]:
+    return {"type": "Dial", "timestamp": ts(at), "dialstatus": status, "peer": chan(leg)}
+
+
+def ended(cid: str, at: datetime) -> dict[str, Any]:
+    return {"type": "StasisEnd", "timestamp": ts(at), "channel": chan(cid)}
+
+
+def created(rig: Rig) -> list[str]:
+    """The ids of the leg channels the controller created, in order."""
+    return [r.query["channelId"] for r in rig.fake.requests("POST") if r.path == "channels/create"]
+
+
+async def test_when_every_operator_is_busy_the_caller_waits_with_welcome_and_ringback(
+    open_: Rig,
+) -> None:
     await open_.event(stasis("c5", OPEN, "inbound", "012319100"))
     for leg in ("c5:op1", "c5:op2"):
-        await open_.event({"type": "Dial", "dialstatus": "BUSY", "peer": chan(leg)})
-    assert open_.posts()[-1] == (
-        "channels/c5/continue",
-        {"context": "vvk-fallback-inbound", "extension": "s", "priority": "1"},
+        await open_.event(dial(leg, "BUSY"))
+    assert open_.posts()[-2:] == [
+        ("channels/c5/answer", {}),
+        (
+            "channels/c5/play",
+            {
+                "media": "sound:vvk/welcome,sound:vvk/please-hold,tone:ring;tonezone=se",
+                "playbackId": "c5:pb1",
+            },
+        ),
+    ]
+    # Busy phones are left alone for a while: nothing rings again at once.
+    assert created(open_) == ["c5:op1", "c5:op2"]
+    assert "c5" in open_.board.waiting
+
+
+async def test_a_call_nobody_answers_overflows_to_the_configured_unit(open_: Rig) -> None:
+    await open_.event(stasis("c5", OPEN, "inbound", "012319100"))
+    open_.board.post(internal_event(Overflow, "c5"))
+    await open_.dispatcher.drain()
+    # The operators' legs end and the unit's members ring, in directory order (A6).
+    assert ("channels/c5:op1", {"reason": "normal"}) in [
+        (r.path, r.query) for r in open_.fake.requests("DELETE")
+    ]
+    assert created(open_)[2:] == ["c5:ovf3", "c5:ovf4", "c5:ovf5"]
+    endpoints = [
+        r.query["endpoint"] for r in open_.fake.requests("POST") if r.path == "channels/create"
+    ]
+    assert endpoints[2:] == ["PJSIP/1101", "PJSIP/1102", "PJSIP/1103"]
+    await open_.event(dial("c5:ovf4", "ANSWER", OPEN + timedelta(seconds=70)))
+    await open_.recorder.flush()
+    record = open_.store.calls["c5"]
+    assert record.answered_by == "1102"
+    assert (record.rings, record.within_goal) == (12, False)
+    assert any(line.startswith("[A6] no person answered in 60 s") for line in record.trace)
+    assert all(op.call is None for op in open_.board.operators.values())
+
+
+async def test_with_no_overflow_group_the_call_goes_to_the_fallback(
+    sample_settings: Settings,
+) -> None:
+    settings = sample_settings.model_copy(
+        update={"queue": sample_settings.queue.model_copy(update={"overflow": ()})}
     )
+    async for rig in make_rig(settings, OPEN):
+        await rig.event(stasis("c5", OPEN, "inbound", "012319100"))
+        rig.board.post(internal_event(Overflow, "c5"))
+        await rig.dispatcher.drain()
+        assert rig.posts()[-1] == (
+            "channels/c5/continue",
+            {"context": "vvk-fallback-inbound", "extension": "s", "priority": "1"},
+        )
+        await rig.recorder.flush()
+        assert rig.store.calls["c5"].outcome is Outcome.NO_ANSWER
+
+
+async def test_one_busy_operator_takes_the_external_caller_before_the_internal_one(
+    sample_settings: Settings,
+) -> None:
+    settings = sample_settings.model_copy(update={"operators": sample_settings.operators[:1]})
+    async for rig in make_rig(settings, OPEN):
+        await rig.event(stasis("e1", OPEN, "inbound", "012319100"))
+        await rig.event(dial("e1:op1", "RINGING"))
+        await rig.event(dial("e1:op1", "ANSWER", OPEN + timedelta(seconds=2)))
+        # The operator is talking: an internal caller, then an external one, wait.
+        await rig.event(stasis("i1", OPEN + timedelta(seconds=5), "internal", "9", number="1101"))
+        await rig.event(stasis("e2", OPEN + timedelta(seconds=8), "inbound", "012319100"))
+        assert created(rig) == ["e1:op1"]
+        assert set(rig.board.waiting) == {"i1", "e2"}
+        assert tuple(
+            p for p, _ in rig.posts() if p.endswith("/play")
+        ) == ("channels/i1/play", "channels/e2/play")
+        # The first caller hangs up: the external caller is offered first (A4).
+        await rig.event(ended("e1", OPEN + timedelta(seconds=30)))
+        assert created(rig) == ["e1:op1", "e2:op1"]
+        await rig.event(dial("e2:op1", "ANSWER", OPEN + timedelta(seconds=31)))
+        await rig.event(ended("e2:op1", OPEN + timedelta(seconds=40)))
+        assert created(rig) == ["e1:op1", "e2:op1", "i1:op1"]
+        await rig.recorder.flush()
+        e2 = rig.store.calls["e2"]
+        # Answered 23 s after arrival: ring 4 of the 6 s cadence, within the goal (A1, A2).
+        assert (e2.answered_by, e2.rings, e2.within_goal) == ("1001", 4, True)
+
+
+async def test_longest_idle_rings_one_operator_per_caller(sample_settings: Settings) -> None:
+    settings = sample_settings.model_copy(
+        update={"queue": sample_settings.queue.model_copy(update={"strategy": "longest-idle"})}
+    )
+    async for rig in make_rig(settings, OPEN):
+        await rig.event(stasis("a", OPEN, "inbound", "012319100"))
+        await rig.event(stasis("b", OPEN, "inbound", "012319100"))
+        await rig.event(stasis("c", OPEN, "inbound", "012319100"))
+        assert created(rig) == ["a:op1", "b:op1"]
+        dials = {r.path: r.query for r in rig.fake.requests("POST") if r.path.endswith("/dial")}
+        assert dials == {}  # legs dial on their own StasisStart
+        endpoints = [
+            r.query["endpoint"] for r in rig.fake.requests("POST") if r.path == "channels/create"
+        ]
+        assert endpoints == ["PJSIP/1001", "PJSIP/1002"]
+        # 1001 lets it ring out: it goes to the back of the idle order; a goes back in line
+        # ahead of c (arrival order) and rings 1001 again, the only free one.
+        await rig.event(dial("a:op1", "NOANSWER", OPEN + timedelta(seconds=18)))
+        assert created(rig)[-1] == "a:op2"
+        assert rig.board.waiting.keys() == {"c"}
 
 
 async def test_an_unexpected_error_sends_the_caller_to_the_fallback(open_: Rig) -> None:

@@ -41,12 +41,19 @@ async def controller(pbx_env: PbxEnv, tmp_path: Path) -> AsyncIterator[Controlle
     started: list[subprocess.Popen[bytes]] = []
 
     async def start(
-        clock: str, tone_ms: int = 1000, pause_ms: int = 5000
+        clock: str,
+        tone_ms: int = 1000,
+        pause_ms: int = 5000,
+        edits: tuple[tuple[str, str], ...] = (),
     ) -> tuple[subprocess.Popen[bytes], str]:
         text = SAMPLE_CONFIG.read_text(encoding="utf-8")
-        text = text.replace("tone_ms = 1000", f"tone_ms = {tone_ms}").replace(
-            "pause_ms = 5000", f"pause_ms = {pause_ms}"
-        )
+        for old, new in (
+            ("tone_ms = 1000", f"tone_ms = {tone_ms}"),
+            ("pause_ms = 5000", f"pause_ms = {pause_ms}"),
+            *edits,
+        ):
+            assert old in text, old
+            text = text.replace(old, new, 1)
         config = tmp_path / "site.toml"
         config.write_text(text, encoding="utf-8")
         database = f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"
@@ -342,3 +349,123 @@ async def test_a_killed_controller_leaves_calls_to_the_fallback_and_recovers(
     [orphan] = [c for c in calls if c["id"] == first_id]
     assert orphan["outcome"] == "fallback"
     assert "[resync]" in str(orphan["trace"][-1])  # type: ignore[index]
+
+
+ONE_OPERATOR = ('[[operators]]\nname = "Växeln 2"\nextension = "1002"\n', "")
+
+
+def rang(observer: Observer, extension: str) -> list[str]:
+    """The calls (caller channel ids) whose legs rang ``extension``, in the order they rang."""
+    return [
+        e["peer"]["id"].split(":")[0]
+        for e in observer.matching(dial(f"PJSIP/{extension}-", "RINGING"))
+    ]
+
+
+async def test_one_busy_operator_takes_the_external_caller_before_the_internal_one(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    _, database = await controller(OPEN_AT, edits=(ONE_OPERATOR,))
+    operator = await start_phone(pbx, "1001", ring_ms=300)
+    try:
+        # The operator takes a first call and talks for 3 s.
+        first = await place_call(pbx, SWITCHBOARD, caller_number="0700000011", hold_ms=3000)
+        first_id = await _entered_stasis(observer, "0700000011", "the first call")
+        await observer.wait_for(dial("PJSIP/1001-", "ANSWER"), 10, "the operator answering")
+        # Meanwhile an internal call waits, then an external one.
+        internal = await place_call(pbx, "9", from_extension="1101", hold_ms=14000)
+        internal_id = await _entered_stasis(observer, "1101", "the internal call")
+        await observer.wait_for(
+            lambda e: (
+                e.get("type") == "PlaybackStarted"
+                and e["playback"]["target_uri"] == f"channel:{internal_id}"
+            ),
+            10,
+            "the internal caller hearing the welcome",
+        )
+        external = await place_call(pbx, SWITCHBOARD, caller_number="0700000012", hold_ms=8000)
+        external_id = await _entered_stasis(observer, "0700000012", "the external call")
+        await observer.wait_for(
+            lambda e: (
+                e.get("type") == "Dial"
+                and e["dialstatus"] == "ANSWER"
+                and e["peer"]["id"].startswith(f"{internal_id}:")
+            ),
+            30,
+            "the operator answering the internal caller, last",
+        )
+        # Asterisk's own Dial events: the operator's phone rang for the first
+        # call, then the external caller, then the internal one (A4).
+        assert rang(observer, "1001") == [first_id, external_id, internal_id]
+        # A3: a waiting caller hears the welcome, then ringback (cut short when
+        # the operator comes free during it).
+        assert played(observer, internal_id)[:3] == [
+            "sound:vvk/welcome",
+            "sound:vvk/please-hold",
+            "tone:ring;tonezone=se",
+        ]
+        media = played(observer, external_id)
+        assert media[0] == "sound:vvk/welcome" and "tone:ring;tonezone=se" in media, media
+        assert not played(observer, first_id), "A3: no prompt in front of a free operator"
+        for sipp in (first, external, internal):
+            assert await sipp.wait(30) == 0
+        calls = await _wait_calls(
+            database,
+            lambda cs: (
+                sum(
+                    1
+                    for c in cs
+                    if c["id"] in (first_id, internal_id, external_id) and c["ended_at"]
+                )
+                == 3
+            ),
+        )
+        by_id = {c["id"]: c for c in calls}
+        for call_id in (first_id, external_id, internal_id):
+            assert by_id[call_id]["outcome"] == "answered"
+            assert by_id[call_id]["answered_by"] == "1001"
+        assert by_id[internal_id]["direction"] == "internal"
+    finally:
+        await operator.stop()
+
+
+async def test_a_call_nobody_answers_overflows_to_the_unit(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    _, database = await controller(
+        OPEN_AT, edits=(ONE_OPERATOR, ("overflow_after_s = 60", "overflow_after_s = 10"))
+    )
+    operator = await start_phone(pbx, "1001", ring_ms=86_400_000)
+    colleague = await start_phone(pbx, "1102", ring_ms=500)
+    try:
+        call = await place_call(pbx, SWITCHBOARD, caller_number="0700000021", hold_ms=1000)
+        caller = await _entered_stasis(observer, "0700000021", "the call")
+        await observer.wait_for(dial("PJSIP/1001-", "RINGING"), 10, "the operator ringing")
+        answered = await observer.wait_for(
+            dial("PJSIP/1102-", "ANSWER"), 20, "the overflow group's 1102 answering"
+        )
+        entry = observer.matching(
+            lambda e: dialplan_app(e, "Stasis") and e["channel"]["id"] == caller
+        )[0]
+        waited = (
+            datetime.fromisoformat(answered["timestamp"])
+            - datetime.fromisoformat(entry["timestamp"])
+        ).total_seconds()
+        assert 10 <= waited < 13, waited
+        # The operator's leg was hung up when the call overflowed.
+        assert observer.matching(dial("PJSIP/1001-", "CANCEL")) or observer.matching(
+            lambda e: (
+                e.get("type") == "ChannelDestroyed"
+                and e["channel"]["id"].startswith(f"{caller}:op")
+            )
+        )
+        assert await call.wait(20) == 0
+        calls = await _wait_calls(
+            database, lambda cs: any(c["id"] == caller and c["ended_at"] for c in cs)
+        )
+        [record] = [c for c in calls if c["id"] == caller]
+        assert record["answered_by"] == "1102"
+        assert any("[A6]" in str(line) for line in record["trace"])  # type: ignore[attr-defined]
+    finally:
+        await operator.stop()
+        await colleague.stop()

@@ -286,3 +286,21 @@ def test_errors_are_in_natural_order(tmp_path: Path) -> None:
 def test_a_directory_is_not_a_config(tmp_path: Path) -> None:
     [line] = problems(tmp_path)
     assert line.startswith(f"{tmp_path}: (file): cannot be read")
+
+
+def test_overflow_names_extensions_or_units(tmp_path: Path, sample_settings: Settings) -> None:
+    assert sample_settings.overflow_extensions() == ("1101", "1102", "1103")
+    path = write_variant(
+        tmp_path,
+        ('overflow = ["kommunledning"]', 'overflow = ["ifo", "1101", "1201", "kommunledningen"]'),
+    )
+    found = problems(path)
+    assert found == [
+        f"{path}: queue.overflow[3]: 'kommunledningen' is neither an extension nor a unit id "
+        "(units: barn-utbildning, bygg-miljo, ifo, kommunledning)"
+    ]
+
+
+def test_an_unknown_ring_strategy_is_refused(tmp_path: Path) -> None:
+    path = write_variant(tmp_path, ('\nstrategy = "ring-all"', '\nstrategy = "round-robin"'))
+    assert any(line.startswith(f"{path}: queue.strategy:") for line in problems(path))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import STHLM
-from vvk_pbx.domain.queue import Waiting, in_order
+from vvk_pbx.domain.queue import OperatorLine, Waiting, in_order, offers
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=STHLM)
 
@@ -52,3 +53,34 @@ def test_an_internal_call_is_never_passed_by_an_external_that_arrived_after_its_
     order = [c.call_id for c in in_order(calls, delay)]
     ahead = order[: order.index("int")]
     assert all(externals[int(c[1:])] <= internal_at + delay for c in ahead)
+
+
+def line(ext: str, free: bool = True, idle_s: float = 0) -> OperatorLine:
+    return OperatorLine(ext, free, T0 + timedelta(seconds=idle_s))
+
+
+def test_ring_all_offers_the_first_caller_every_free_operator() -> None:
+    waiting = [w("a", True, 0), w("b", True, 1)]
+    ops = [line("1001"), line("1002", free=False), line("1003")]
+    assert offers("ring-all", waiting, ops) == [("a", ("1001", "1003"))]
+
+
+def test_longest_idle_pairs_callers_with_the_longest_idle_operators() -> None:
+    waiting = [w("a", True, 0), w("b", True, 1), w("c", True, 2)]
+    ops = [line("1001", idle_s=30), line("1002", idle_s=10), line("1003", free=False)]
+    assert offers("longest-idle", waiting, ops) == [("a", ("1002",)), ("b", ("1001",))]
+
+
+def test_longest_idle_ties_follow_config_order() -> None:
+    ops = [line("1002", idle_s=5), line("1001", idle_s=5)]
+    assert offers("longest-idle", [w("a", True, 0)], ops) == [("a", ("1002",))]
+
+
+def test_nothing_is_offered_without_a_caller_or_a_free_operator() -> None:
+    assert offers("ring-all", [], [line("1001")]) == []
+    assert offers("longest-idle", [w("a", True, 0)], [line("1001", free=False)]) == []
+
+
+def test_an_unknown_strategy_is_an_error() -> None:
+    with pytest.raises(ValueError, match="unknown ring strategy"):
+        offers("random", [w("a", True, 0)], [line("1001")])

@@ -212,10 +212,28 @@ def cross_checks(raw: dict[str, Any]) -> Iterator[tuple[str, str]]:
             known = ", ".join(sorted(unit_ids)) or "none"
             yield f"staff[{i}].unit", f"unknown unit {unit!r} (units: {known})"
     yield from _phone_ports(raw, seen_ext)
+    yield from _overflow(raw, set(seen_ext), unit_ids)
     overrides = raw.get("overrides")
     if isinstance(overrides, dict):
         yield from _override_dates(overrides)
         yield from _switch_order(overrides, _site_zone(raw))
+
+
+def _overflow(
+    raw: dict[str, Any], extensions: set[str], unit_ids: set[str]
+) -> Iterator[tuple[str, str]]:
+    # A6: every overflow entry must name a phone or a unit, or calls would overflow to nobody.
+    queue = raw.get("queue")
+    overflow = queue.get("overflow") if isinstance(queue, dict) else None
+    if not isinstance(overflow, list):
+        return
+    for i, entry in enumerate(overflow):
+        if isinstance(entry, str) and entry not in extensions and entry not in unit_ids:
+            yield (
+                f"queue.overflow[{i}]",
+                f"{entry!r} is neither an extension nor a unit id "
+                f"(units: {', '.join(sorted(unit_ids)) or 'none'})",
+            )
 
 
 def _phone_ports(raw: dict[str, Any], extensions: dict[str, str]) -> Iterator[tuple[str, str]]:

@@ -351,6 +351,27 @@ class Switchboard(Section):
     operator_codes: tuple[Annotated[str, Field(pattern=r"^[0-9]{1,4}$")], ...] = ("0", "9")
 
 
+class Queue(Section):
+    """How the operator queue offers calls (A3, A4, A6).
+
+    ``strategy``: ``ring-all`` rings every free operator for the first caller
+    in line; ``longest-idle`` offers each caller in line to one free operator,
+    the one idle longest, for ``offer_s`` seconds before the next is tried.
+    ``internal_delay_s``: an internal call queues as if it had arrived that
+    many seconds later (A4). ``overflow_after_s``: a call no person has
+    answered that long after it arrived rings ``overflow`` instead (A6):
+    extensions and unit ids, a unit meaning its members in order. With no
+    overflow the call goes to the dialplan fallback, which tries the operators
+    once more and then tells the caller.
+    """
+
+    strategy: Literal["ring-all", "longest-idle"] = "ring-all"
+    offer_s: Count = Field(default=18, ge=5, le=300)
+    internal_delay_s: Count = Field(default=60, ge=0, le=3600)
+    overflow_after_s: Count = Field(default=60, ge=10, le=3600)
+    overflow: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+
+
 class Settings(Section):
     """The whole ops config. Build it with ``vvk_pbx.config.load``."""
 
@@ -358,6 +379,7 @@ class Settings(Section):
     hours: Hours
     overrides: Overrides = Overrides()
     ring: Ring = Ring()
+    queue: Queue = Queue()
     on_call: tuple[OnCall, ...] = ()
     switchboard: Switchboard
     operators: tuple[Operator, ...] = Field(min_length=1)
@@ -419,3 +441,12 @@ class Settings(Section):
     def unit_members(self, unit_id: str) -> tuple[Person, ...]:
         """The unit's staff in directory order, which is the order colleagues are offered (A5)."""
         return tuple(p for p in self.staff if p.unit == unit_id)
+
+    def overflow_extensions(self) -> tuple[str, ...]:
+        """The queue's overflow group as extensions, units expanded to their members, no repeats (A6)."""
+        units = {u.id for u in self.units}
+        found: list[str] = []
+        for entry in self.queue.overflow:
+            members = [p.extension for p in self.unit_members(entry)] if entry in units else [entry]
+            found += [ext for ext in members if ext not in found]
+        return tuple(found)

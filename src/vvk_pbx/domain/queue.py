@@ -8,7 +8,7 @@ that goes before newer external calls: its priority grows with its wait.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -40,3 +40,33 @@ def in_order(waiting: Iterable[Waiting], internal_delay_s: float) -> list[Waitin
             w.call_id,
         ),
     )
+
+
+@dataclass(frozen=True)
+class OperatorLine:
+    """An operator as the queue sees one: free or not, and idle since when (aware)."""
+
+    extension: str
+    free: bool
+    idle_since: datetime
+
+
+def offers(
+    strategy: str, waiting: Sequence[Waiting], operators: Sequence[OperatorLine]
+) -> list[tuple[str, tuple[str, ...]]]:
+    """Which waiting call rings which free operators now: ``[(call id, extensions)]`` (A3, A6).
+
+    ``waiting`` is already in queue order (``in_order``); ``operators`` in
+    config order. ``ring-all`` offers the first caller every free operator;
+    ``longest-idle`` pairs callers in order with free operators, longest idle
+    first (config order breaks ties). Raises ``ValueError`` for another strategy.
+    """
+    free = [o for o in operators if o.free]
+    if not waiting or not free:
+        return []
+    if strategy == "ring-all":
+        return [(waiting[0].call_id, tuple(o.extension for o in free))]
+    if strategy == "longest-idle":
+        by_idle = sorted(enumerate(free), key=lambda io: (io[1].idle_since, io[0]))
+        return [(w.call_id, (o.extension,)) for w, (_, o) in zip(waiting, by_idle, strict=False)]
+    raise ValueError(f"unknown ring strategy {strategy!r}")

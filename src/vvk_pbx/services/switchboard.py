@@ -17,10 +17,11 @@ Stasis argument ``leg``.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from vvk_pbx.ari.client import AriNotFoundError
@@ -38,6 +39,7 @@ from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.announcements import answering_machine, sound
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
+from vvk_pbx.domain.queue import OperatorLine, Waiting, in_order, offers
 from vvk_pbx.domain.routing import Action, CallKind, digits, route
 from vvk_pbx.services.recorder import Recorder
 
@@ -45,6 +47,11 @@ log = logging.getLogger(__name__)
 
 FALLBACK_INBOUND = "vvk-fallback-inbound"
 FALLBACK_INTERNAL = "vvk-fallback-internal"
+# A phone that answered one of these is not tried again for a while: it is
+# on another call, or offline (A6 keeps the caller in line meanwhile).
+UNAVAILABLE = ("BUSY", "CHANUNAVAIL", "CONGESTION")
+UNAVAILABLE_S = 30
+RINGBACK = "tone:ring;tonezone=se"  # the Swedish ring cadence, until stopped
 FAILED_LEG = (
     "BUSY",
     "NOANSWER",
@@ -81,6 +88,49 @@ class AriPort(Protocol):
     async def destroy_bridge(self, bridge_id: str) -> None: ...
 
 
+@dataclass(frozen=True)
+class Offer(Event):
+    """Internal: ring these operators for the call (posted to the call's own worker)."""
+
+    call_id: str
+    extensions: tuple[str, ...]
+
+    @property
+    def channel_id(self) -> str | None:
+        return self.call_id
+
+
+@dataclass(frozen=True)
+class Overflow(Event):
+    """Internal: the call has waited ``queue.overflow_after_s`` for a person (A6)."""
+
+    call_id: str
+
+    @property
+    def channel_id(self) -> str | None:
+        return self.call_id
+
+
+def internal_event(cls: type[Offer] | type[Overflow], call_id: str, **fields: object) -> Event:
+    return cls(cls.__name__, "", None, {}, call_id=call_id, **fields)  # type: ignore[arg-type]
+
+
+@dataclass
+class OperatorState:
+    """One operator's line as the queue tracks it: the call it rings or talks on, if any."""
+
+    extension: str
+    idle_since: datetime
+    call: str | None = None  # reserved for, ringing for or talking on this call
+    leg: str | None = None  # the leg that rings or talks: None while only reserved
+    unavailable_until: datetime | None = None
+
+    def free(self, now: datetime) -> bool:
+        return self.call is None and (
+            self.unavailable_until is None or self.unavailable_until <= now
+        )
+
+
 @dataclass
 class Call:
     """The controller's state of one call, keyed by the caller's channel id."""
@@ -98,6 +148,9 @@ class Call:
     leg_names: dict[str, str] = field(default_factory=dict)  # leg id -> who (extension/number)
     connected_leg: str | None = None
     success: Outcome = Outcome.ANSWERED
+    timeouts: dict[str, int] = field(default_factory=dict)  # leg id -> dial timeout, s
+    overflow_timer: asyncio.TimerHandle | None = None
+    overflowed: bool = False
 
     @property
     def id(self) -> str:
@@ -114,7 +167,10 @@ class Switchboard:
         settings: Settings,
         calendar: Calendar,
         clock: Callable[[], datetime],
+        post: Callable[[Event], None] | None = None,
     ) -> None:
+        """``post`` queues an internal event behind the call's own (the dispatcher's
+        ``submit``); without it, internal events run as their own tasks (tests)."""
         self.ari = ari
         self.recorder = recorder
         self.settings = settings
@@ -124,6 +180,18 @@ class Switchboard:
         self.calls: dict[str, Call] = {}
         self.leg_owner: dict[str, str] = {}
         self.on_call = {s.digit: s for s in settings.on_call}
+        self.post = post or self._run_soon
+        started = clock()
+        self.operators = {
+            o.extension: OperatorState(o.extension, started) for o in settings.operators
+        }
+        self.waiting: dict[str, Waiting] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _run_soon(self, event: Event) -> None:
+        task = asyncio.create_task(self.handle(event))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     # ----- dispatch ----------------------------------------------------------------------
 
@@ -148,6 +216,12 @@ class Switchboard:
             await self._to_fallback(call_id)
 
     async def _handle(self, event: Event) -> None:
+        if isinstance(event, Offer):
+            await self._offered(event)
+            return
+        if isinstance(event, Overflow):
+            await self._overflow(event.call_id)
+            return
         if isinstance(event, StasisStart):
             if event.args[:1] == ("leg",):
                 await self._leg_started(event)
@@ -202,12 +276,17 @@ class Switchboard:
             self._save(call)
             await self._announce(call, first=True)
         elif decision.action is Action.OPERATOR_QUEUE:
-            targets = [(f"PJSIP/{o.extension}", o.extension) for o in self.settings.operators]
-            await self._ring(call, targets, "op", ring_caller=True)
+            self._queue(call)
+            self._arm_overflow(call)
+            if call.id in self.waiting:  # nobody free: welcome and ringback (A3)
+                await self._hold(call)
             self._save(call)  # after the phones ring: no write in front of them
         elif decision.action is Action.EXTENSION and decision.target is not None:
             await self._ring(
-                call, [(f"PJSIP/{decision.target}", decision.target)], "ext", ring_caller=True
+                call,
+                [(f"PJSIP/{decision.target}", decision.target)],
+                "ext",
+                self.settings.ring.timeout_s,
             )
             self._save(call)
         elif decision.action is Action.FEATURE_CODE:
@@ -267,31 +346,190 @@ class Switchboard:
         call.success = Outcome.ON_CALL_TRANSFER
         self._save(call)
         number = digits(service.number)
-        await self._ring(call, [(f"PJSIP/{number}@trunk", number)], "oncall", ring_caller=False)
-        await self._play(call, ["tone:ring;tonezone=se"])
+        await self._ring(
+            call, [(f"PJSIP/{number}@trunk", number)], "oncall", self.settings.ring.timeout_s
+        )
+        await self._play(call, [RINGBACK])
+
+    # ----- operator queue (A3, A4, A6) ------------------------------------------------------
+
+    def _queue(self, call: Call) -> None:
+        """Put the call in line for an operator and offer whatever is free now."""
+        self.waiting[call.id] = Waiting(
+            call.id, call.record.direction == "external", call.record.arrived_at
+        )
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Reserve free operators for the calls first in line and post the offers.
+
+        Synchronous, so two handlers never reserve the same operator; the
+        ringing itself happens on each call's own worker (``Offer``).
+        """
+        now = self.clock()
+        queue = self.settings.queue
+        lines = [
+            OperatorLine(op.extension, op.free(now), op.idle_since)
+            for op in self.operators.values()
+        ]
+        ordered = in_order(self.waiting.values(), queue.internal_delay_s)
+        for call_id, extensions in offers(queue.strategy, ordered, lines):
+            self.waiting.pop(call_id, None)
+            for extension in extensions:
+                op = self.operators[extension]
+                op.call, op.leg = call_id, None
+            self.post(internal_event(Offer, call_id, extensions=extensions))
+
+    async def _offered(self, offer: Offer) -> None:
+        call = self.calls.get(offer.call_id)
+        if call is None or call.state == "done" or call.connected_leg is not None:
+            for extension in offer.extensions:  # nobody to ring for: give them back
+                op = self.operators[extension]
+                if op.call == offer.call_id and op.leg is None:
+                    op.call = None
+            self._dispatch()
+            return
+        queue = self.settings.queue
+        timeout_s = self.settings.ring.timeout_s if queue.strategy == "ring-all" else queue.offer_s
+        targets = [(f"PJSIP/{ext}", ext) for ext in offer.extensions]
+        leg_ids = self._add_legs(call, targets, "op", timeout_s)
+        for extension, leg_id in zip(offer.extensions, leg_ids, strict=True):
+            self.operators[extension].leg = leg_id
+        if call.record.ring_started_at is None and call.answered:
+            # A waiting caller has heard the welcome: note who is offered the call.
+            call.record = call.record.note(f"[A4] offered to {', '.join(offer.extensions)}")
+        await self._start_legs(call, leg_ids)
+
+    async def _hold(self, call: Call) -> None:
+        """Nobody is free: the welcome prompt, then ringback until an operator answers (A3)."""
+        if call.state != "waiting":
+            call.record = call.record.note("[A3] no operator free: welcome, then ringback")
+        call.state = "waiting"
+        if not call.answered:
+            await self.ari.answer(call.id)
+            call.answered = True
+        if call.playback is None:
+            await self._play(call, [sound("welcome"), sound("please-hold"), RINGBACK])
+
+    def _arm_overflow(self, call: Call) -> None:
+        after_s = self.settings.queue.overflow_after_s
+        call.overflow_timer = asyncio.get_running_loop().call_later(
+            after_s, self.post, internal_event(Overflow, call.id)
+        )
+
+    async def _overflow(self, call_id: str) -> None:
+        call = self.calls.get(call_id)
+        if call is None or call.state == "done" or call.connected_leg is not None:
+            return
+        self.waiting.pop(call.id, None)
+        call.overflowed = True
+        after_s = self.settings.queue.overflow_after_s
+        for leg_id, leg in call.legs.items():
+            if leg.ended_at is None and leg.purpose == "op":
+                await _quietly(self.ari.hangup(leg_id))
+        self._release_call(call, self.clock())
+        targets = self.settings.overflow_extensions()
+        if not targets:
+            call.record = call.record.note(
+                f"[A6] no person answered in {after_s} s, no overflow group: dialplan fallback"
+            )
+            await self._to_fallback(call.id, Outcome.NO_ANSWER)
+            return
+        call.record = call.record.note(
+            f"[A6] no person answered in {after_s} s: overflow to {', '.join(targets)}"
+        )
+        self._save(call)
+        if call.answered and call.playback is None:
+            await self._play(call, [RINGBACK])
+        await self._ring(
+            call, [(f"PJSIP/{ext}", ext) for ext in targets], "ovf", self.settings.ring.timeout_s
+        )
+
+    def _release_leg(self, call: Call, leg_id: str, when: datetime, status: str = "") -> None:
+        """The operator of this leg is free again (or unavailable for a while after BUSY).
+
+        The caller dispatches afterwards, once the call itself is back in line if
+        it goes there: it keeps its place ahead of later callers (A4).
+        """
+        op = self.operators.get(call.leg_names.get(leg_id, ""))
+        if op is None or op.leg != leg_id:
+            return
+        op.call = op.leg = None
+        op.idle_since = when
+        if status in UNAVAILABLE:
+            op.unavailable_until = when + timedelta(seconds=UNAVAILABLE_S)
+            asyncio.get_running_loop().call_later(UNAVAILABLE_S, self._dispatch)
+
+    def _release_call(self, call: Call, when: datetime) -> None:
+        """Every operator reserved for, ringing for or talking on the call is free again."""
+        released = False
+        for op in self.operators.values():
+            if op.call == call.id:
+                op.call = op.leg = None
+                op.idle_since = when
+                released = True
+        self.waiting.pop(call.id, None)
+        if released:
+            self._dispatch()
 
     # ----- ringing phones ----------------------------------------------------------------------
 
     async def _ring(
-        self, call: Call, targets: list[tuple[str, str]], purpose: str, ring_caller: bool
-    ) -> None:
-        call.state = "ringing"
-        call.bridge = f"{call.id}:bridge"
+        self, call: Call, targets: Sequence[tuple[str, str]], purpose: str, timeout_s: int
+    ) -> list[str]:
+        """Ring ``(endpoint, who)`` targets for the call; the caller hears ringing meanwhile.
+
+        Returns the new legs' ids, in target order.
+        """
+        leg_ids = self._add_legs(call, targets, purpose, timeout_s)
+        await self._start_legs(call, leg_ids)
+        return leg_ids
+
+    def _add_legs(
+        self, call: Call, targets: Sequence[tuple[str, str]], purpose: str, timeout_s: int
+    ) -> list[str]:
         now = self.clock()
-        for n, (endpoint, who) in enumerate(targets, start=1):
-            leg_id = f"{call.id}:{purpose}{n}"
+        leg_ids = []
+        for endpoint, who in targets:
+            leg_id = f"{call.id}:{purpose}{len(call.legs) + 1}"
             self.leg_owner[leg_id] = call.id
             call.leg_names[leg_id] = who
+            call.timeouts[leg_id] = timeout_s
             call.legs[leg_id] = Leg(leg_id, call.id, endpoint, purpose, now)
-        await self.ari.create_bridge(call.bridge)
-        await self.ari.add_to_bridge(call.bridge, [call.id])
-        if ring_caller:
-            await self.ari.ring(call.id)
-        for leg_id, leg in call.legs.items():
-            if leg.ended_at is None and leg.purpose == purpose:
-                await self.ari.create_channel(
-                    leg.endpoint, f"leg,{call.id}", leg_id, originator=call.id
-                )
+            leg_ids.append(leg_id)
+        return leg_ids
+
+    async def _start_legs(self, call: Call, leg_ids: Sequence[str]) -> None:
+        """Create the legs' channels, with the bridge and the caller's ringing indication.
+
+        All are requested together: nothing on this path waits for another
+        (the leg joins the bridge on its own StasisStart, handled after this
+        returns, on this call's worker).
+        """
+        call.state = "ringing"
+        replay = call.bridge is None and call.playback is not None
+        if replay and call.playback is not None:
+            # A playing channel joins a bridge only when its playback ends, and
+            # addChannel waits for that: a waiting caller's welcome and ringback
+            # stop, and the ringback starts again once the caller is in.
+            await self.ari.stop_playback(call.playback)
+            call.playback = None
+        steps: list[Awaitable[object]] = [
+            self.ari.create_channel(call.legs[leg_id].endpoint, f"leg,{call.id}", leg_id, call.id)
+            for leg_id in leg_ids
+        ]
+        if call.bridge is None:
+            call.bridge = f"{call.id}:bridge"
+            steps.append(self._open_bridge(call.bridge, call.id))
+        if not call.answered:
+            steps.append(self.ari.ring(call.id))
+        await asyncio.gather(*steps)
+        if replay:
+            await self._play(call, [RINGBACK])
+
+    async def _open_bridge(self, bridge: str, caller: str) -> None:
+        await self.ari.create_bridge(bridge)
+        await self.ari.add_to_bridge(bridge, [caller])
 
     async def _leg_started(self, event: StasisStart) -> None:
         leg_id = event.channel.id
@@ -301,8 +539,11 @@ class Switchboard:
             return
         # The leg joins the bridge on its own StasisStart: before it, ARI may
         # answer 422 "not in Stasis" (asterisk-notes.md).
-        await self.ari.add_to_bridge(call.bridge, [leg_id])
-        await self.ari.dial(leg_id, caller=call.id, timeout_s=self.settings.ring.timeout_s)
+        timeout_s = call.timeouts.get(leg_id, self.settings.ring.timeout_s)
+        await asyncio.gather(
+            self.ari.add_to_bridge(call.bridge, [leg_id]),
+            self.ari.dial(leg_id, caller=call.id, timeout_s=timeout_s),
+        )
 
     async def _dial(self, call: Call, event: Dial) -> None:
         leg = call.legs[event.peer.id]
@@ -323,11 +564,14 @@ class Switchboard:
         self.recorder.save_leg(leg)
         self._save(call)
         if event.dialstatus in FAILED_LEG:
+            self._release_leg(call, leg.id, when, event.dialstatus)
             await self._leg_failed(call)
+            self._dispatch()
 
     async def _connect(self, call: Call, leg_id: str, when: datetime) -> None:
         call.connected_leg = leg_id
         call.state = "connected"
+        self._cancel_overflow(call)
         who = call.leg_names[leg_id]
         if call.success is Outcome.ANSWERED:
             ring = self.settings.ring
@@ -349,7 +593,7 @@ class Switchboard:
                 await self.ari.hangup(other)
 
     async def _leg_failed(self, call: Call) -> None:
-        if call.connected_leg is not None:
+        if call.connected_leg is not None or call.state in ("done", "waiting"):
             return
         alive = [
             leg
@@ -357,6 +601,14 @@ class Switchboard:
             if leg.status not in FAILED_LEG and leg.ended_at is None
         ]
         if alive:
+            return
+        if call.action is Action.OPERATOR_QUEUE and not call.overflowed:
+            # No operator took it (no answer, busy, offline): back in line, in
+            # its place by arrival, until one does or it overflows (A4, A6).
+            call.record = call.record.note("[A4] no operator answered the offer: back in line")
+            self._queue(call)
+            if call.id in self.waiting:
+                await self._hold(call)
             return
         # Nobody can take it: the dialplan fallback tries the operators once more
         # and otherwise tells the caller, rather than leaving silence.
@@ -369,11 +621,15 @@ class Switchboard:
             call.legs[leg_id] = leg = replace(leg, ended_at=when)
             self.recorder.save_leg(leg)
         self.leg_owner.pop(leg_id, None)
-        if leg_id == call.connected_leg:
-            self._finish(call, when, None, "the answering phone hung up")
-            await self.ari.hangup(call.id)
-        else:
-            await self._leg_failed(call)
+        self._release_leg(call, leg_id, when)
+        try:
+            if leg_id == call.connected_leg:
+                self._finish(call, when, None, "the answering phone hung up")
+                await self.ari.hangup(call.id)
+            else:
+                await self._leg_failed(call)
+        finally:
+            self._dispatch()
 
     # ----- resync after a reconnect ---------------------------------------------------------
 
@@ -435,6 +691,7 @@ class Switchboard:
             Outcome.CLOSED if heard_message and call.record.outcome is Outcome.IN_PROGRESS else None
         )
         self._finish(call, when, outcome, "the caller hung up")
+        self._release_call(call, when)
         for leg_id, leg in call.legs.items():
             if leg.ended_at is None:
                 await self.ari.hangup(leg_id)
@@ -446,7 +703,13 @@ class Switchboard:
         if call.record.ended_at is None:
             call.record = call.record.note(f"[end] {why}").ended(when, outcome)
         call.state = "done"
+        self._cancel_overflow(call)
         self._save(call)
+
+    def _cancel_overflow(self, call: Call) -> None:
+        if call.overflow_timer is not None:
+            call.overflow_timer.cancel()
+            call.overflow_timer = None
 
     def _save(self, call: Call) -> None:
         self.recorder.save(call.record)
@@ -468,6 +731,8 @@ class Switchboard:
                 )
                 self._save(call)
             call.state = "done"
+            self._cancel_overflow(call)
+            self._release_call(call, self.clock())
         context = FALLBACK_INBOUND
         if (
             call is not None

@@ -1,0 +1,1 @@
+"""Benchmark tools: timing calls on the wire."""
