@@ -16,6 +16,7 @@ from vvk_pbx.ari.models import USED_EVENT_TYPES
 from vvk_pbx.asterisk.local import Layout, ari_password
 from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.calendar import Calendar
+from vvk_pbx.http.api import make_app
 from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.switchboard import Switchboard
 from vvk_pbx.storage.calllog import CallLog, default_url
@@ -78,24 +79,25 @@ async def run(
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
 
-    async def health(_request: web.Request) -> web.Response:
-        body = {
+    def health() -> dict[str, object]:
+        return {
             "status": "ok" if stream.connected.is_set() else "degraded",
             "ari_connected": stream.connected.is_set(),
             "calls": len(switchboard.calls),
+            "waiting": len(switchboard.waiting),
             "pending_writes": recorder.pending,
             "clock": clock().astimezone(calendar.tz).isoformat(timespec="seconds"),
             "clock_shifted": clock_at is not None,
         }
-        return web.json_response(body, status=200 if body["ari_connected"] else 503)
 
-    app = web.Application()
-    app.router.add_get("/health", health)
+    app = make_app(switchboard, health)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", health_port).start()
     log.info(
-        "controller up: app %s, health on http://127.0.0.1:%d/health", asterisk.app, health_port
+        "controller up: app %s, API and health on http://127.0.0.1:%d/health",
+        asterisk.app,
+        health_port,
     )
     events = asyncio.create_task(stream.run())
     try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from datetime import datetime
@@ -21,6 +22,7 @@ from vvk_pbx.domain.calendar import (
     Status,
     UnsupportedYearError,
 )
+from vvk_pbx.domain.calls import Leg
 
 app = typer.Typer(
     help="vvk-pbx: the switchboard (växel) and referral (hänvisning) system on Asterisk.",
@@ -268,11 +270,13 @@ CALL_FIELDS = (
     "within_goal",
     "trace",
 )
+LEG_FIELDS = tuple(f.name for f in dataclasses.fields(Leg))
 
 
 def _calls(
     database: str | None, since: str | None, until: str | None, settings: Settings
-) -> list[Any]:
+) -> tuple[list[Any], dict[str, list[Any]]]:
+    """The calls that arrived in the period, oldest first, and their legs by call id."""
     import asyncio
 
     from vvk_pbx.asterisk.local import Layout
@@ -281,10 +285,11 @@ def _calls(
     start = parse_instant(since, settings) if since else None
     end = parse_instant(until, settings) if until else None
 
-    async def fetch() -> list[Any]:
+    async def fetch() -> tuple[list[Any], dict[str, list[Any]]]:
         store = await CallLog.open(database or default_url(Layout.default().state))
         try:
-            return await store.list_calls(start, end)
+            records = await store.list_calls(start, end)
+            return records, await store.legs_by_call([r.id for r in records])
         finally:
             await store.close()
 
@@ -295,17 +300,24 @@ def _calls(
         raise typer.Exit(1) from None
 
 
-def call_json(record: Any) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name in CALL_FIELDS:
-        value = getattr(record, name)
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        elif isinstance(value, tuple):
-            value = list(value)
-        elif hasattr(value, "value"):
-            value = value.value
-        out[name] = value
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple):
+        return list(value)
+    if hasattr(value, "value"):
+        return value.value
+    return value
+
+
+def call_json(record: Any, legs: list[Any] | None = None) -> dict[str, Any]:
+    """One call as JSON: the fields of the log and, given them, its legs (ring and answer times)."""
+    out: dict[str, Any] = {name: _plain(getattr(record, name)) for name in CALL_FIELDS}
+    if legs is not None:
+        out["legs"] = [
+            {name: _plain(getattr(leg, name)) for name in LEG_FIELDS if name != "call_id"}
+            for leg in legs
+        ]
     return out
 
 
@@ -324,9 +336,10 @@ def calls_list(
 ) -> None:
     """List logged calls with arrival, ring and answer times, rings, the goal and the outcome."""
     settings = _load_or_exit(config)
-    records = _calls(database, since, until, settings)
+    records, legs = _calls(database, since, until, settings)
     if as_json:
-        out.print_json(json.dumps([call_json(r) for r in records], ensure_ascii=False))
+        rows = [call_json(r, legs.get(r.id, [])) for r in records]
+        out.print_json(json.dumps(rows, ensure_ascii=False))
         return
     table = Table(title=f"Samtal ({len(records)})")
     for column in ("Ankom", "Från", "Till", "Svarade", "Signaler", "Mål", "Utfall"):
@@ -361,11 +374,12 @@ def calls_export(
     settings = _load_or_exit(config)
     if fmt not in ("json", "csv"):
         raise typer.BadParameter("json or csv", param_hint="--format")
-    records = _calls(database, since, until, settings)
-    rows = [call_json(r) for r in records]
+    records, legs = _calls(database, since, until, settings)
     if as_json or fmt == "json":
+        rows = [call_json(r, legs.get(r.id, [])) for r in records]
         _sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
         return
+    rows = [call_json(r) for r in records]  # CSV: one flat row per call
     writer = csv.DictWriter(_sys.stdout, fieldnames=list(CALL_FIELDS))
     writer.writeheader()
     for row in rows:

@@ -313,9 +313,10 @@ async def test_one_busy_operator_takes_the_external_caller_before_the_internal_o
         await rig.event(stasis("e2", OPEN + timedelta(seconds=8), "inbound", "012319100"))
         assert created(rig) == ["e1:op1"]
         assert set(rig.board.waiting) == {"i1", "e2"}
-        assert tuple(
-            p for p, _ in rig.posts() if p.endswith("/play")
-        ) == ("channels/i1/play", "channels/e2/play")
+        assert tuple(p for p, _ in rig.posts() if p.endswith("/play")) == (
+            "channels/i1/play",
+            "channels/e2/play",
+        )
         # The first caller hangs up: the external caller is offered first (A4).
         await rig.event(ended("e1", OPEN + timedelta(seconds=30)))
         assert created(rig) == ["e1:op1", "e2:op1"]
@@ -473,3 +474,124 @@ def _route_of(rig: Rig) -> Route:
     return route(
         CallKind.INBOUND, "0701234567", "012319100", OPEN, rig.board.calendar, rig.board.numbering
     )
+
+
+def refer(leg: str, to: str, state: str | None = None) -> dict[str, Any]:
+    """A ChannelTransfer event as Asterisk 22 sends it for a REFER (``events.json``)."""
+    event: dict[str, Any] = {
+        "type": "ChannelTransfer",
+        "timestamp": ts(OPEN),
+        "refer_to": {"requested_destination": {"destination": to}},
+        "referred_by": {"source_channel": chan(leg)},
+    }
+    if state is not None:
+        event["state"] = state
+    return event
+
+
+async def answered_by_operator(rig: Rig, cid: str = "t1") -> None:
+    await rig.event(stasis(cid, OPEN, "inbound", "012319100"))
+    await rig.event(dial(f"{cid}:op1", "RINGING"))
+    await rig.event(dial(f"{cid}:op1", "ANSWER", OPEN + timedelta(seconds=3)))
+    await rig.event(ended(f"{cid}:op2", OPEN + timedelta(seconds=3)))  # lost the race
+
+
+async def test_an_operator_transfers_a_caller_from_the_phone(open_: Rig) -> None:
+    await answered_by_operator(open_)
+    creates = [r for r in open_.fake.requests("POST") if r.path == "channels/create"]
+    assert all(
+        r.body == {"variables": {"PJSIP_TRANSFER_HANDLING()": "ari-only"}} for r in creates
+    ), "legs take REFER through ARI"
+    before = len(open_.posts())
+    await open_.event(refer("t1:op1", "1201"))
+    assert open_.posts()[before:] == [
+        ("channels/t1:op1/transfer_progress", {"states": "channel_answered"}),
+        ("channels/t1:op1", {"reason": "normal"}),
+        ("channels/t1/play", {"media": "tone:ring;tonezone=se", "playbackId": "t1:pb1"}),
+        (
+            "channels/create",
+            {
+                "endpoint": "PJSIP/1201",
+                "app": "vvk-pbx",
+                "appArgs": "leg,t1",
+                "channelId": "t1:xfer3",
+                "originator": "t1",
+            },
+        ),
+    ]
+    # Asterisk repeats the event with the state we reported: nothing more to do.
+    await open_.event(refer("t1:op1", "1201", state="channel_answered"))
+    await open_.event(ended("t1:op1", OPEN + timedelta(seconds=20)))
+    assert "t1" in open_.board.calls, "the operator leaving does not end a transferred call"
+    await open_.event(dial("t1:xfer3", "RINGING", OPEN + timedelta(seconds=20)))
+    await open_.event(dial("t1:xfer3", "ANSWER", OPEN + timedelta(seconds=26)))
+    await open_.recorder.flush()
+    record = open_.store.calls["t1"]
+    assert (record.answered_by, record.rings, record.within_goal) == ("1001", 1, True)
+    assert "[A5] transferred by 1001 to 1201 via 1001's phone (REFER)" in record.trace
+    assert "[A5] 1201 answered the transfer" in record.trace
+    leg = open_.store.legs["t1:xfer3"]
+    assert (leg.ring_started_at, leg.answered_at) == (
+        OPEN + timedelta(seconds=20),
+        OPEN + timedelta(seconds=26),
+    )
+    assert open_.board.operators["1001"].call is None, "the operator is free again"
+
+
+async def test_a_refer_to_an_unknown_number_is_declined_and_the_call_stays(open_: Rig) -> None:
+    await answered_by_operator(open_)
+    before = len(open_.posts())
+    await open_.event(refer("t1:op1", "4711"))
+    assert open_.posts()[before:] == [
+        ("channels/t1:op1/transfer_progress", {"states": "channel_declined"})
+    ]
+    assert open_.board.calls["t1"].connected_leg == "t1:op1"
+
+
+async def test_an_unanswered_transfer_comes_back_to_the_switchboard(open_: Rig) -> None:
+    await answered_by_operator(open_)
+    await open_.event(refer("t1:op1", "1201"))
+    await open_.event(ended("t1:op1", OPEN + timedelta(seconds=20)))
+    await open_.event(dial("t1:xfer3", "NOANSWER", OPEN + timedelta(seconds=80)))
+    assert created(open_)[-2:] == ["t1:op4", "t1:op5"]
+    await open_.recorder.flush()
+    assert "[A6] the transfer was not answered: back to the switchboard" in (
+        open_.store.calls["t1"].trace
+    )
+
+
+async def test_the_transfer_api_checks_then_transfers(open_: Rig) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from vvk_pbx.http.api import make_app
+
+    app = make_app(open_.board, lambda: {"ari_connected": True})
+    async with TestClient(TestServer(app)) as client:
+        response = await client.post("/calls/nope/transfer", json={"to": "1201"})
+        assert (response.status, await response.json()) == (
+            404,
+            {"error": "no call nope in progress"},
+        )
+        await open_.event(stasis("t1", OPEN, "inbound", "012319100"))
+        response = await client.post("/calls/t1/transfer", json={"to": "1201"})
+        assert response.status == 409  # still ringing the operators
+        await open_.event(dial("t1:op1", "ANSWER", OPEN + timedelta(seconds=3)))
+        for body, reason in (
+            ("{not json", "the body must be JSON"),
+            ('{"to": 1201}', "with the extension as a string"),
+            ('{"to": "1201", "when": "now"}', "unknown field(s): when"),
+            ('{"to": "4711"}', "'4711' is not an extension in the directory"),
+        ):
+            response = await client.post("/calls/t1/transfer", data=body)
+            assert response.status == 422
+            assert reason in (await response.json())["error"]
+        assert open_.board.calls["t1"].connected_leg == "t1:op1", "refusals change nothing"
+        response = await client.post("/calls/t1/transfer", json={"to": "1201"})
+        assert (response.status, await response.json()) == (
+            202,
+            {"call": "t1", "to": "1201", "status": "transferring"},
+        )
+        await open_.dispatcher.drain()
+        assert created(open_)[-1] == "t1:xfer3"
+        await open_.recorder.flush()
+        assert "[A5] transferred by 1001 to 1201 via the API" in open_.store.calls["t1"].trace

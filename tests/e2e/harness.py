@@ -319,6 +319,38 @@ async def start_phone(
     )
 
 
+async def start_transferring_phone(
+    pbx: Pbx, extension: str, refer_to: str, *, ring_ms: int = 300, talk_ms: int = 1000
+) -> Sipp:
+    """A phone for ``extension`` that answers one call after ``ring_ms``, talks
+    ``talk_ms``, then transfers it blind (SIP REFER) to ``refer_to``."""
+    return await _spawn(
+        pbx,
+        f"transferring-{extension}",
+        [
+            "-sf",
+            str(SIPP_DIR / "phone_refer.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(int(extension) + pbx.port_offset),
+            "-mp",
+            str(next(_media_ports)),
+            "-m",
+            "1",
+            "-set",
+            "ring_ms",
+            str(ring_ms),
+            "-set",
+            "talk_ms",
+            str(talk_ms),
+            "-set",
+            "refer_to",
+            refer_to,
+        ],
+    )
+
+
 async def place_call(
     pbx: Pbx,
     dialed: str,

@@ -25,6 +25,7 @@ from tests.e2e.harness import (
     place_call,
     start_carrier,
     start_phone,
+    start_transferring_phone,
 )
 
 VVK = str(Path(sys.executable).parent / "vvk-pbx")
@@ -466,6 +467,84 @@ async def test_a_call_nobody_answers_overflows_to_the_unit(
         [record] = [c for c in calls if c["id"] == caller]
         assert record["answered_by"] == "1102"
         assert any("[A6]" in str(line) for line in record["trace"])  # type: ignore[attr-defined]
+    finally:
+        await operator.stop()
+        await colleague.stop()
+
+
+def _leg(record: dict[str, object], leg_id: str) -> dict[str, object]:
+    legs = record["legs"]
+    assert isinstance(legs, list)
+    [leg] = [g for g in legs if g["id"] == leg_id]
+    assert isinstance(leg, dict)
+    return leg
+
+
+async def test_an_operator_transfers_the_caller_from_the_phone(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    _, database = await controller(OPEN_AT, edits=(ONE_OPERATOR,))
+    operator = await start_transferring_phone(pbx, "1001", "1201", ring_ms=300, talk_ms=1000)
+    colleague = await start_phone(pbx, "1201", ring_ms=700)
+    try:
+        call = await place_call(pbx, SWITCHBOARD, caller_number="0700000031", hold_ms=5000)
+        caller = await _entered_stasis(observer, "0700000031", "the call")
+        answered = await observer.wait_for(
+            dial("PJSIP/1201-", "ANSWER"), 15, "1201 answering the transferred call"
+        )
+        assert answered["peer"]["id"] == f"{caller}:xfer2", answered["peer"]["id"]
+        ringing = observer.matching(dial("PJSIP/1201-", "RINGING"))[0]
+        # The phone asked through SIP REFER; Asterisk told us with ChannelTransfer.
+        assert observer.matching(
+            lambda e: (
+                e.get("type") == "ChannelTransfer"
+                and e["refer_to"]["requested_destination"].get("destination") == "1201"
+            )
+        )
+        assert await operator.wait(15) == 0, operator.messages()[-2000:]
+        assert await call.wait(20) == 0
+        calls = await _wait_calls(
+            database, lambda cs: any(c["id"] == caller and c["ended_at"] for c in cs)
+        )
+        [record] = [c for c in calls if c["id"] == caller]
+        assert record["answered_by"] == "1001"
+        assert "[A5] transferred by 1001 to 1201 via 1001's phone (REFER)" in record["trace"]  # type: ignore[operator]
+        leg = _leg(record, f"{caller}:xfer2")
+        assert leg["endpoint"] == "PJSIP/1201"
+        assert leg["ring_started_at"] == datetime.fromisoformat(ringing["timestamp"]).isoformat()
+        assert leg["answered_at"] == datetime.fromisoformat(answered["timestamp"]).isoformat()
+    finally:
+        await operator.stop()
+        await colleague.stop()
+
+
+async def test_an_operator_transfers_the_caller_through_the_api(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    _, database = await controller(OPEN_AT, edits=(ONE_OPERATOR,))
+    operator = await start_phone(pbx, "1001", ring_ms=300)
+    colleague = await start_phone(pbx, "1302", ring_ms=500)
+    try:
+        call = await place_call(pbx, SWITCHBOARD, caller_number="0700000032", hold_ms=5000)
+        caller = await _entered_stasis(observer, "0700000032", "the call")
+        await observer.wait_for(dial("PJSIP/1001-", "ANSWER"), 10, "the operator answering")
+        async with aiohttp.ClientSession() as session:
+            url = f"http://127.0.0.1:18089/calls/{caller}/transfer"
+            async with session.post(url, json={"to": "9999"}) as response:
+                assert response.status == 422, await response.text()
+            async with session.post(url, json={"to": "1302"}) as response:
+                assert response.status == 202, await response.text()
+        answered = await observer.wait_for(
+            dial("PJSIP/1302-", "ANSWER"), 15, "1302 answering the transferred call"
+        )
+        assert answered["peer"]["id"] == f"{caller}:xfer2"
+        assert await call.wait(20) == 0
+        calls = await _wait_calls(
+            database, lambda cs: any(c["id"] == caller and c["ended_at"] for c in cs)
+        )
+        [record] = [c for c in calls if c["id"] == caller]
+        assert "[A5] transferred by 1001 to 1302 via the API" in record["trace"]  # type: ignore[operator]
+        assert _leg(record, f"{caller}:xfer2")["answered_at"]
     finally:
         await operator.stop()
         await colleague.stop()

@@ -152,11 +152,17 @@ class AriClient:
             await self.request("DELETE", f"playbacks/{playback_id}")
 
     async def create_channel(
-        self, endpoint: str, app_args: str, channel_id: str, originator: str | None = None
+        self,
+        endpoint: str,
+        app_args: str,
+        channel_id: str,
+        originator: str | None = None,
+        variables: dict[str, str] | None = None,
     ) -> Channel:
         """A new outgoing channel that enters our app without dialling yet (``/channels/create``).
 
-        It is not in Stasis until its own StasisStart arrives.
+        It is not in Stasis until its own StasisStart arrives. ``variables`` are
+        set on it at creation; a name ending in ``()`` writes that function.
         """
         params = {
             "endpoint": endpoint,
@@ -166,7 +172,16 @@ class AriClient:
         }
         if originator is not None:
             params["originator"] = originator
-        return Channel.parse(await self.request("POST", "channels/create", params))
+        body = {"variables": variables} if variables else None
+        return Channel.parse(await self.request("POST", "channels/create", params, body))
+
+    async def transfer_progress(self, channel_id: str, state: str) -> None:
+        """Tell a phone that sent REFER how its transfer goes (Asterisk ≥ 22.3, ``channels.json``).
+
+        ``state``: ``channel_progress`` (NOTIFY 100), ``channel_answered`` (200),
+        ``channel_unavailable`` (503) or ``channel_declined`` (603).
+        """
+        await self.request("POST", f"channels/{channel_id}/transfer_progress", {"states": state})
 
     async def dial(self, channel_id: str, caller: str | None = None, timeout_s: int = 0) -> None:
         params = {"timeout": str(timeout_s)}

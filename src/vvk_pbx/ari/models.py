@@ -151,6 +151,25 @@ class PlaybackFinished(Event):
         return _target_channel(self.playback)
 
 
+@dataclass(frozen=True)
+class ChannelTransfer(Event):
+    """A phone asked for a transfer (SIP REFER) on a channel with ari-only transfer handling.
+
+    ``events.json`` ``ChannelTransfer`` (Asterisk ≥ 22.3): ``source`` is the
+    REFER-ing channel (``referred_by.source_channel``), ``destination`` the
+    user part of the Refer-To URI. The first event has no ``state``; Asterisk
+    repeats the event with a state for each progress the app reports.
+    """
+
+    source: Channel
+    destination: str
+    state: str
+
+    @property
+    def channel_id(self) -> str | None:
+        return self.source.id
+
+
 def _target_channel(playback: Playback) -> str | None:
     prefix = "channel:"
     return playback.target_uri[len(prefix) :] if playback.target_uri.startswith(prefix) else None
@@ -243,6 +262,14 @@ _TYPED: dict[str, tuple[type[Event], Callable[[Json], dict[str, Any]]]] = {
             "caller": _channel(r, "caller"),
             "dialstatus": str(r.get("dialstatus", "")),
             "dialstring": str(r.get("dialstring", "")),
+        },
+    ),
+    "ChannelTransfer": (
+        ChannelTransfer,
+        lambda r: {
+            "source": _need_channel(r["referred_by"], "source_channel"),
+            "destination": str(r["refer_to"]["requested_destination"].get("destination", "")),
+            "state": str(r.get("state", "")),
         },
     ),
     "PlaybackStarted": (PlaybackStarted, _playback_only),

@@ -29,6 +29,7 @@ from vvk_pbx.ari.models import (
     Channel,
     ChannelDestroyed,
     ChannelDtmfReceived,
+    ChannelTransfer,
     Dial,
     Event,
     PlaybackFinished,
@@ -52,6 +53,9 @@ FALLBACK_INTERNAL = "vvk-fallback-internal"
 UNAVAILABLE = ("BUSY", "CHANUNAVAIL", "CONGESTION")
 UNAVAILABLE_S = 30
 RINGBACK = "tone:ring;tonezone=se"  # the Swedish ring cadence, until stopped
+# A phone's SIP REFER on our legs becomes a ChannelTransfer event for us to
+# carry out, instead of Asterisk's own transfer (Asterisk >= 22.3).
+ARI_TRANSFERS = {"PJSIP_TRANSFER_HANDLING()": "ari-only"}
 FAILED_LEG = (
     "BUSY",
     "NOANSWER",
@@ -75,8 +79,14 @@ class AriPort(Protocol):
     ) -> object: ...
     async def stop_playback(self, playback_id: str) -> None: ...
     async def create_channel(
-        self, endpoint: str, app_args: str, channel_id: str, originator: str | None = None
+        self,
+        endpoint: str,
+        app_args: str,
+        channel_id: str,
+        originator: str | None = None,
+        variables: dict[str, str] | None = None,
     ) -> object: ...
+    async def transfer_progress(self, channel_id: str, state: str) -> None: ...
     async def dial(
         self, channel_id: str, caller: str | None = None, timeout_s: int = 0
     ) -> None: ...
@@ -111,7 +121,30 @@ class Overflow(Event):
         return self.call_id
 
 
-def internal_event(cls: type[Offer] | type[Overflow], call_id: str, **fields: object) -> Event:
+@dataclass(frozen=True)
+class Transfer(Event):
+    """Internal: transfer the call to an extension (``POST /calls/{id}/transfer``)."""
+
+    call_id: str
+    to: str
+
+    @property
+    def channel_id(self) -> str | None:
+        return self.call_id
+
+
+class TransferError(Exception):
+    """The call cannot be transferred now: ``reason`` says why (for the API's error body)."""
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+def internal_event(
+    cls: type[Offer] | type[Overflow] | type[Transfer], call_id: str, **fields: object
+) -> Event:
     return cls(cls.__name__, "", None, {}, call_id=call_id, **fields)  # type: ignore[arg-type]
 
 
@@ -151,6 +184,7 @@ class Call:
     timeouts: dict[str, int] = field(default_factory=dict)  # leg id -> dial timeout, s
     overflow_timer: asyncio.TimerHandle | None = None
     overflowed: bool = False
+    transferring: bool = False  # a transfer's target rings; unanswered, back to the queue
 
     @property
     def id(self) -> str:
@@ -222,6 +256,11 @@ class Switchboard:
         if isinstance(event, Overflow):
             await self._overflow(event.call_id)
             return
+        if isinstance(event, Transfer):
+            transferring = self.calls.get(event.call_id)
+            if transferring is not None and transferring.connected_leg is not None:
+                await self._transfer(transferring, event.to, "the API")
+            return
         if isinstance(event, StasisStart):
             if event.args[:1] == ("leg",):
                 await self._leg_started(event)
@@ -240,6 +279,8 @@ class Switchboard:
                 await self._playback_finished(call)
         elif isinstance(event, Dial) and event.peer.id in call.legs:
             await self._dial(call, event)
+        elif isinstance(event, ChannelTransfer) and not event.state:
+            await self._referred(call, event)
         elif isinstance(event, (StasisEnd, ChannelDestroyed)):
             if event.channel.id == call.id:
                 await self._caller_gone(call, self._when(event))
@@ -472,6 +513,58 @@ class Switchboard:
         if released:
             self._dispatch()
 
+    # ----- transfer (A5) -----------------------------------------------------------------
+
+    def check_transfer(self, call_id: str, to: str) -> None:
+        """Raise ``TransferError`` unless the call can be transferred to ``to`` now (the API)."""
+        call = self.calls.get(call_id)
+        if call is None or call.state == "done":
+            raise TransferError(f"no call {call_id} in progress", 404)
+        if call.connected_leg is None:
+            raise TransferError(f"call {call_id} is not connected to anyone to transfer it", 409)
+        if to not in self.numbering.extensions:
+            raise TransferError(f"{to!r} is not an extension in the directory", 422)
+
+    def request_transfer(self, call_id: str, to: str) -> None:
+        """Check, then queue the transfer behind the call's own events (``POST /calls/{id}/transfer``)."""
+        self.check_transfer(call_id, to)
+        self.post(internal_event(Transfer, call_id, to=to))
+
+    async def _referred(self, call: Call, event: ChannelTransfer) -> None:
+        # A phone in the call sent REFER (a blind transfer from the phone).
+        by = event.source.id
+        if by != call.connected_leg:
+            await _quietly(self.ari.transfer_progress(by, "channel_declined"))
+            return
+        if event.destination not in self.numbering.extensions:
+            log.info("call %s: REFER to unknown %r declined", call.id, event.destination)
+            call.record = call.record.note(
+                f"[A5] transfer to {event.destination!r} refused: not an extension"
+            )
+            self._save(call)
+            await _quietly(self.ari.transfer_progress(by, "channel_declined"))
+            return
+        await self._transfer(call, event.destination, f"{call.leg_names[by]}'s phone (REFER)")
+
+    async def _transfer(self, call: Call, to: str, how: str) -> None:
+        """Blind transfer: the person who has the caller hands them to extension ``to``.
+
+        The caller hears ringback while ``to`` rings; the transferring leg ends
+        at once. If ``to`` does not answer, the caller goes back to the
+        operator queue (A6). Referrals will decide here whether ``to`` rings.
+        """
+        by = call.connected_leg
+        assert by is not None
+        who = call.leg_names[by]
+        call.record = call.record.note(f"[A5] transferred by {who} to {to} via {how}")
+        call.connected_leg = None
+        call.transferring = True
+        self._save(call)
+        await _quietly(self.ari.transfer_progress(by, "channel_answered"))
+        await _quietly(self.ari.hangup(by))
+        await self._play(call, [RINGBACK])
+        await self._ring(call, [(f"PJSIP/{to}", to)], "xfer", self.settings.ring.timeout_s)
+
     # ----- ringing phones ----------------------------------------------------------------------
 
     async def _ring(
@@ -515,7 +608,9 @@ class Switchboard:
             await self.ari.stop_playback(call.playback)
             call.playback = None
         steps: list[Awaitable[object]] = [
-            self.ari.create_channel(call.legs[leg_id].endpoint, f"leg,{call.id}", leg_id, call.id)
+            self.ari.create_channel(
+                call.legs[leg_id].endpoint, f"leg,{call.id}", leg_id, call.id, ARI_TRANSFERS
+            )
             for leg_id in leg_ids
         ]
         if call.bridge is None:
@@ -573,15 +668,19 @@ class Switchboard:
         call.state = "connected"
         self._cancel_overflow(call)
         who = call.leg_names[leg_id]
-        if call.success is Outcome.ANSWERED:
+        call.transferring = False
+        if call.record.answered_at is not None:
+            # A transfer's target answered: the first answer stays the measure (A1).
+            call.record = call.record.note(f"[A5] {who} answered the transfer")
+        elif call.success is Outcome.ANSWERED:
             ring = self.settings.ring
             call.record = call.record.answered(when, who, ring.cycle_ms, ring.goal_rings)
+            call.record = call.record.note(f"[A1] answered by {who}")
         else:
             # A person answered, but not at the switchboard: no ring count (A1).
             call.record = replace(
                 call.record, outcome=call.success, answered_at=when, answered_by=who
-            )
-        call.record = call.record.note(f"[A1] answered by {who}")
+            ).note(f"[A1] answered by {who}")
         if call.playback is not None:
             await self.ari.stop_playback(call.playback)
             call.playback = None
@@ -602,10 +701,21 @@ class Switchboard:
         ]
         if alive:
             return
+        if call.transferring:
+            call.transferring = False
+            call.record = call.record.note(
+                "[A6] the transfer was not answered: back to the switchboard"
+            )
+            self._save(call)
+            self._queue(call)
+            if call.id in self.waiting:
+                await self._hold(call)
+            return
         if call.action is Action.OPERATOR_QUEUE and not call.overflowed:
             # No operator took it (no answer, busy, offline): back in line, in
             # its place by arrival, until one does or it overflows (A4, A6).
             call.record = call.record.note("[A4] no operator answered the offer: back in line")
+            self._save(call)
             self._queue(call)
             if call.id in self.waiting:
                 await self._hold(call)

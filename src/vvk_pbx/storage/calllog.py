@@ -132,10 +132,23 @@ class CallLog:
         return [_call(row._mapping) for row in rows]
 
     async def legs_of(self, call_id: str) -> list[Leg]:
-        query = select(legs).where(legs.c.call_id == call_id).order_by(legs.c.created_at)
-        async with self.engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        return [Leg(**dict(row._mapping)) for row in rows]
+        return (await self.legs_by_call([call_id])).get(call_id, [])
+
+    async def legs_by_call(self, call_ids: list[str]) -> dict[str, list[Leg]]:
+        """The legs of these calls, each call's in creation order: ``{call id: [Leg]}``."""
+        found: dict[str, list[Leg]] = {}
+        # Chunked: SQLite allows a bounded number of bound parameters per statement.
+        for start in range(0, len(call_ids), 500):
+            chunk = call_ids[start : start + 500]
+            query = (
+                select(legs).where(legs.c.call_id.in_(chunk)).order_by(legs.c.created_at, legs.c.id)
+            )
+            async with self.engine.connect() as connection:
+                rows = (await connection.execute(query)).all()
+            for row in rows:
+                leg = Leg(**dict(row._mapping))
+                found.setdefault(leg.call_id, []).append(leg)
+        return found
 
 
 def _call(row: Any) -> CallRecord:

@@ -1,0 +1,1 @@
+"""The controller's HTTP API (aiohttp): health and call control."""
