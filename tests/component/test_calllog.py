@@ -109,3 +109,50 @@ async def test_timestamps_come_back_in_utc(store: CallLog) -> None:
     await store.save_call(CallRecord.arrive("c6", "x", "y", T0, ROUTE))
     saved = await store.get_call("c6")
     assert saved is not None and saved.arrived_at.tzinfo == UTC and saved.arrived_at == T0
+
+
+async def test_a_batch_writes_new_and_changed_calls_with_their_legs_at_once(
+    store: CallLog,
+) -> None:
+    first = CallRecord.arrive("b1", "x", "y", T0, ROUTE)
+    await store.save_call(first)
+    changed = first.answered(T0 + timedelta(seconds=3), "1001", 6000, 4)
+    new = CallRecord.arrive("b2", "x", "y", T0 + timedelta(seconds=1), ROUTE)
+    legs = [
+        Leg("b1:op1", "b1", "PJSIP/1001", "op", T0, answered_at=T0 + timedelta(seconds=3)),
+        Leg("b2:op1", "b2", "PJSIP/1002", "op", T0 + timedelta(seconds=1)),
+    ]
+    await store.save_batch([changed, new], legs)
+    assert await store.list_calls() == [changed, new]
+    by_call = await store.legs_by_call(["b1", "b2", "none"])
+    assert {k: [leg.id for leg in v] for k, v in by_call.items()} == {
+        "b1": ["b1:op1"],
+        "b2": ["b2:op1"],
+    }
+
+
+async def test_a_failed_batch_writes_nothing(store: CallLog) -> None:
+    fine = CallRecord.arrive("b3", "x", "y", T0, ROUTE)
+    broken = Leg("b3:op1", "b3", None, "op", T0)  # type: ignore[arg-type]  # endpoint is NOT NULL
+    with pytest.raises(StorageError, match="call log write failed for b3, b3:op1"):
+        await store.save_batch([fine], [broken])
+    assert await store.get_call("b3") is None, "the call row rolled back with the leg"
+
+
+async def test_a_locked_sqlite_database_fails_the_write_at_once_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "calls.sqlite3"
+    store = await CallLog.open(f"sqlite+aiosqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another writer holds the lock
+        record = CallRecord.arrive("l1", "x", "y", T0, ROUTE)
+        with pytest.raises(StorageError, match="database is locked"):
+            await store.save_call(record)  # at once: the event loop never waits for a lock
+        other.execute("ROLLBACK")
+        await store.save_call(record)  # the recorder's retry
+        assert await store.get_call("l1") == record
+    finally:
+        other.close()
+        await store.close()

@@ -257,11 +257,15 @@ def _weekly_every_day(env: PbxEnv, hours: tuple[time, time] | None) -> Calendar:
 
 async def _route_of_a_call(pbx: Pbx, observer: Observer) -> str:
     """Open or closed, by the fallback step Asterisk took: Ringing() starts the
-    open context, Goto(vvk-fallback-closed) the closed one."""
+    open context (every call rings once before Stasis, in from-trunk),
+    Goto(vvk-fallback-closed) the closed one."""
     call = await place_call(pbx, SWITCHBOARD, hold_ms=1500, cancel_ms=3000)
     event = await observer.wait_for(
         lambda e: (
-            dialplan_app(e, "Ringing")
+            (
+                dialplan_app(e, "Ringing")
+                and e["channel"]["dialplan"]["context"] == "vvk-fallback-open"
+            )
             or (
                 dialplan_app(e, "Goto") and e["dialplan_app_data"].startswith("vvk-fallback-closed")
             )

@@ -245,6 +245,14 @@ async def test_operator_answer_is_logged_with_rings_and_goal(
             "1001 answering",
         )
         assert not played(observer, caller), "A3: no prompt in front of a free operator"
+        # The caller was told it rings (180) by the dialplan before the controller acted.
+        assert observer.matching(
+            lambda e: (
+                dialplan_app(e, "Ringing")
+                and e["channel"]["id"] == caller
+                and e["channel"]["dialplan"]["context"] == "from-trunk"
+            )
+        )
         assert await call.wait(30) == 0
         calls = await _wait_calls(
             database, lambda cs: any(c["id"] == caller and c["ended_at"] for c in cs)

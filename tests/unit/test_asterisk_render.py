@@ -81,11 +81,15 @@ def test_every_call_kind_enters_stasis_and_falls_back_on_failure(files: dict[str
     ext = files["extensions.conf"]
     assert "VVK_APP = vvk-pbx" in ext
     # "!" patterns: one-character numbers (0, *, #) and +46 numbers enter Stasis too.
+    # Callers hear ringback from the dialplan's Ringing() before the controller acts.
     for pattern in ("_X!", "_+!", "_[*#]!"):
-        assert f"exten => {pattern},1,Stasis(${{VVK_APP}},inbound,${{EXTEN}})" in ext
-    assert "exten => _X!,1,Stasis(${VVK_APP},internal,${EXTEN})" in ext
-    assert "exten => _+!,1,Stasis(${VVK_APP},internal,${EXTEN})" in ext
+        assert (
+            f"exten => {pattern},1,Ringing()\n same => n,Stasis(${{VVK_APP}},inbound,${{EXTEN}})"
+        ) in ext
+    assert "exten => _X!,1,Ringing()\n same => n,Stasis(${VVK_APP},internal,${EXTEN})" in ext
+    assert "exten => _+!,1,Ringing()\n same => n,Stasis(${VVK_APP},internal,${EXTEN})" in ext
     assert "exten => _[*#]!,1,Stasis(${VVK_APP},feature,${EXTEN})" in ext
+    assert "#tryinclude extensions-local.conf" in ext
     assert ext.count('"${STASISSTATUS}" = "FAILED"') == 3
     assert "#include extensions-fallback.conf" in ext
     assert "extensions-fallback.conf" in files

@@ -27,8 +27,8 @@ def test_asterisk_image_installs_the_same_package_list_as_the_local_provisioning
 
 def test_compose_builds_from_existing_dockerfiles_and_has_postgres() -> None:
     services = compose()["services"]
-    assert {"render", "asterisk", "postgres"} <= set(services)
-    for name in ("render", "asterisk"):
+    assert {"render", "asterisk", "controller", "postgres"} <= set(services)
+    for name in ("render", "asterisk", "controller"):
         build = services[name]["build"]
         assert (DOCKER / build["context"] / build["dockerfile"]).resolve().exists()
 
@@ -40,3 +40,16 @@ def test_compose_render_command_is_a_real_cli_command() -> None:
     for option in command[2:]:
         if option.startswith("--"):
             assert option in result.stdout
+
+
+def test_compose_controller_runs_the_real_run_command_against_postgres() -> None:
+    controller = compose()["services"]["controller"]
+    command = controller["command"]
+    result = CliRunner().invoke(app, [command[0], "--help"])
+    assert result.exit_code == 0
+    for option in command[1:]:
+        if option.startswith("--"):
+            assert option in result.stdout
+    assert controller["network_mode"] == "host"  # ARI stays on 127.0.0.1
+    assert controller["environment"]["VVK_PBX_DATABASE_URL"].startswith("postgresql+asyncpg://")
+    assert "state:/var/lib/vvk-pbx" in controller["volumes"]  # the ARI password

@@ -391,6 +391,14 @@ def test_median_and_nearest_rank_p99() -> None:
     assert "median -" in empty.summary()
 
 
+def test_wire_timer_checks_its_port_and_stop_without_start_is_harmless() -> None:
+    with pytest.raises(ValueError):
+        WireTimer(70000)
+    timer = WireTimer(CALLER)
+    timer.stop()
+    assert timer.result() == WireResult(0, 0, 0, [])
+
+
 # --------------------------------------------------------------------------- real capture
 
 needs_root_and_sipp = pytest.mark.skipif(

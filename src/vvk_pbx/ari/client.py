@@ -131,13 +131,6 @@ class AriClient:
         with contextlib.suppress(AriNotFoundError):
             await self.request("DELETE", f"channels/{channel_id}", {"reason": reason})
 
-    async def ring(self, channel_id: str) -> None:
-        """Indicate ringing to the caller (ringback) without answering."""
-        await self.request("POST", f"channels/{channel_id}/ring")
-
-    async def start_moh(self, channel_id: str, moh_class: str = "default") -> None:
-        await self.request("POST", f"channels/{channel_id}/moh", {"mohClass": moh_class})
-
     async def play(
         self, channel_id: str, media: Sequence[str], playback_id: str | None = None
     ) -> Playback:

@@ -19,14 +19,16 @@ Two layers:
   AF_PACKET socket bound to ``lo`` with ``SO_TIMESTAMPNS`` and a classic BPF
   filter (``SO_ATTACH_FILTER``) that passes only outgoing IPv4 UDP frames
   whose source or destination port is the caller's port; a background thread
-  reads them with ``recvmsg`` and feeds an :class:`InviteMatcher`.
+  reads them with ``recvmsg`` (timestamp in the ancillary data) and feeds an
+  :class:`InviteMatcher`.
 
 Which copy of a packet is kept: every packet crosses ``lo`` twice, once as
 ``PACKET_OUTGOING`` (stamped when the sender hands it to the device) and once
 as ``PACKET_HOST`` (stamped when it is received back). Only
 ``PACKET_OUTGOING`` is kept, both by the BPF filter and again in Python, so
 a latency is "the caller's INVITE leaves" → "the answerer's 200 leaves".
-The two copies are microseconds apart on loopback.
+The two copies were 1–22 µs apart on loopback (median 5 µs, on these
+machines). Only IPv4 is captured: the SIPp callers here use ``-i 127.0.0.1``.
 
 Timestamps are ``CLOCK_REALTIME`` (what ``SO_TIMESTAMPNS`` gives); a clock
 step during a run would distort the latencies that span it.
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import select
 import socket
 import statistics
 import struct
@@ -369,12 +372,21 @@ class WireTimer:
     and asterisk-notes.md ("SIPp as caller and phones").
 
     The kernel filter passes only outgoing IPv4 UDP frames to or from
-    ``caller_port``; the thread checks the same again in Python. It blocks in
-    ``recvmsg`` for at most ``poll_s`` seconds at a time so that :meth:`stop`
-    takes effect; on stop it first reads what is already queued. ``rcvbuf``
-    is the socket receive buffer in bytes (set with SO_RCVBUFFORCE when
-    allowed); frames lost to a full buffer are counted in
-    :attr:`WireResult.dropped`.
+    ``caller_port``; the thread checks the same again in Python.
+
+    The thread blocks in ``poll()`` for at most ``poll_s`` seconds at a time,
+    so that :meth:`stop` takes effect, then reads every queued frame with
+    non-blocking ``recvmsg`` calls. When a frame is waiting it first sleeps
+    ``batch_s`` seconds so that one wake-up reads many frames: the kernel
+    stamped them on arrival, so the wait costs no precision, only freshness
+    of a mid-run :meth:`result`. At 100 calls/s (600 frames/s) this roughly
+    halved the thread's CPU (0.05 s: about 0.23 ms of CPU a call, 2.3 % of a
+    core; 0: about 0.6 ms a call, 6 %). ``batch_s=0`` reads each frame as it
+    comes. On stop it first reads what is already queued.
+
+    ``rcvbuf`` is the socket receive buffer in bytes (set with SO_RCVBUFFORCE
+    when allowed; it must hold ``batch_s`` worth of frames); frames lost to a
+    full buffer are counted in :attr:`WireResult.dropped`.
     """
 
     def __init__(
@@ -383,6 +395,7 @@ class WireTimer:
         *,
         interface: str = "lo",
         poll_s: float = 0.1,
+        batch_s: float = 0.05,
         rcvbuf: int = 8 << 20,
     ) -> None:
         if not 0 < caller_port < 65536:
@@ -390,6 +403,7 @@ class WireTimer:
         self.caller_port = caller_port
         self.interface = interface
         self.poll_s = poll_s
+        self.batch_s = batch_s
         self.rcvbuf = rcvbuf
         self.frames = 0
         """Frames read from the socket (all passed the kernel filter)."""
@@ -420,7 +434,7 @@ class WireTimer:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.rcvbuf)
             _attach_filter(sock, bpf_udp_port_program(self.caller_port))
             sock.bind((self.interface, ETH_P_ALL))
-            sock.settimeout(self.poll_s)
+            sock.setblocking(False)
         except BaseException:
             sock.close()
             raise
@@ -462,36 +476,22 @@ class WireTimer:
         sock = self._sock
         assert sock is not None
         cpu_start = time.thread_time()
-        ancillary = socket.CMSG_SPACE(_TIMESPEC.size)
-        port = self.caller_port
-        draining = False
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN)
+        timeout_ms = max(1, round(self.poll_s * 1000))
         try:
             while True:
-                if not draining and self._stopping.is_set():
-                    sock.setblocking(False)  # read what is queued, then end
-                    draining = True
-                try:
-                    frame, ancdata, _flags, address = sock.recvmsg(65536 + 64, ancillary)
-                except (TimeoutError, BlockingIOError):
-                    if draining:
-                        break
-                    continue
-                self.frames += 1
-                if address[2] != PACKET_OUTGOING:
-                    continue
-                timestamp = _timestamp_ns(ancdata)
-                datagram = parse_ethernet_udp(frame)
-                if timestamp is None or datagram is None:
-                    continue
-                if datagram.src_port == port:
-                    from_caller = True
-                elif datagram.dst_port == port:
-                    from_caller = False
-                else:
-                    continue
-                self.datagrams += 1
-                with self._lock:
-                    self._matcher.feed(timestamp, datagram.payload, from_caller=from_caller)
+                stopping = self._stopping.is_set()
+                if not stopping:
+                    if not poller.poll(timeout_ms):
+                        continue
+                    if self.batch_s > 0:
+                        # Kernel timestamps do not age in the queue: let the
+                        # frames gather and read them in one wake-up.
+                        self._stopping.wait(self.batch_s)
+                self._drain(sock)
+                if stopping:
+                    break
         except BaseException as exc:
             self._error = exc
         finally:
@@ -503,3 +503,29 @@ class WireTimer:
                 pass
             sock.close()
             self.cpu_s = time.thread_time() - cpu_start
+
+    def _drain(self, sock: socket.socket) -> None:
+        """Read and match every frame queued on the non-blocking socket."""
+        ancillary = socket.CMSG_SPACE(_TIMESPEC.size)
+        port = self.caller_port
+        while True:
+            try:
+                frame, ancdata, _flags, address = sock.recvmsg(65536 + 64, ancillary)
+            except BlockingIOError:
+                return
+            self.frames += 1
+            if address[2] != PACKET_OUTGOING:
+                continue
+            timestamp = _timestamp_ns(ancdata)
+            datagram = parse_ethernet_udp(frame)
+            if timestamp is None or datagram is None:
+                continue
+            if datagram.src_port == port:
+                from_caller = True
+            elif datagram.dst_port == port:
+                from_caller = False
+            else:
+                continue
+            self.datagrams += 1
+            with self._lock:
+                self._matcher.feed(timestamp, datagram.payload, from_caller=from_caller)

@@ -73,7 +73,6 @@ class AriPort(Protocol):
 
     async def answer(self, channel_id: str) -> None: ...
     async def hangup(self, channel_id: str, reason: str = "normal") -> None: ...
-    async def ring(self, channel_id: str) -> None: ...
     async def play(
         self, channel_id: str, media: Sequence[str], playback_id: str | None = None
     ) -> object: ...
@@ -616,8 +615,7 @@ class Switchboard:
         if call.bridge is None:
             call.bridge = f"{call.id}:bridge"
             steps.append(self._open_bridge(call.bridge, call.id))
-        if not call.answered:
-            steps.append(self.ari.ring(call.id))
+        # The dialplan's Ringing() already told an unanswered caller it rings.
         await asyncio.gather(*steps)
         if replay:
             await self._play(call, [RINGBACK])
@@ -641,7 +639,8 @@ class Switchboard:
         )
 
     async def _dial(self, call: Call, event: Dial) -> None:
-        leg = call.legs[event.peer.id]
+        leg = before = call.legs[event.peer.id]
+        record = call.record
         when = self._when(event)
         if event.dialstatus == "RINGING" and leg.ring_started_at is None:
             leg = replace(leg, ring_started_at=when, status="RINGING")
@@ -656,8 +655,11 @@ class Switchboard:
         elif event.dialstatus in FAILED_LEG:
             leg = replace(leg, status=event.dialstatus)
         call.legs[leg.id] = leg
-        self.recorder.save_leg(leg)
-        self._save(call)
+        # A Dial event that changes nothing (the dial's start) writes nothing.
+        if leg != before:
+            self.recorder.save_leg(leg)
+        if call.record is not record:
+            self._save(call)
         if event.dialstatus in FAILED_LEG:
             self._release_leg(call, leg.id, when, event.dialstatus)
             await self._leg_failed(call)
@@ -802,9 +804,13 @@ class Switchboard:
         )
         self._finish(call, when, outcome, "the caller hung up")
         self._release_call(call, when)
-        for leg_id, leg in call.legs.items():
-            if leg.ended_at is None:
-                await self.ari.hangup(leg_id)
+        live = [leg for leg in call.legs.values() if leg.ended_at is None]
+        for leg in live:
+            # The legs end with the caller; their own StasisEnd finds no call.
+            call.legs[leg.id] = ended = replace(leg, ended_at=when)
+            self.recorder.save_leg(ended)
+        for leg in live:
+            await self.ari.hangup(leg.id)
         if call.bridge is not None:
             await self.ari.destroy_bridge(call.bridge)
         self.calls.pop(call.id, None)
