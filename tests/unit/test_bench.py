@@ -1,0 +1,53 @@
+"""The benchmark's pure parts: its config, the open instant it runs at, and its report."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from tests.conftest import SAMPLE_CONFIG, STHLM
+from vvk_pbx.bench.run import RouteRun, bench_config, markdown, next_open_instant, table_rows
+from vvk_pbx.bench.wire import WireResult
+from vvk_pbx.config import Settings, load
+from vvk_pbx.domain.calendar import Calendar
+
+
+def test_bench_config_has_the_operators_and_rings_one_at_a_time(tmp_path: Path) -> None:
+    settings = load(bench_config(SAMPLE_CONFIG, 10, tmp_path))
+    assert [o.extension for o in settings.operators] == [str(1001 + n) for n in range(10)]
+    assert settings.queue.strategy == "longest-idle"
+    assert len(settings.staff) == 12  # the rest of the sample is kept
+
+
+def test_the_bench_runs_at_an_open_instant(sample_settings: Settings) -> None:
+    calendar = Calendar(sample_settings.hours_policy())
+    sunday_night = datetime(2026, 11, 29, 22, 0, tzinfo=STHLM)
+    at = next_open_instant(calendar, sunday_night)
+    assert at == datetime(2026, 11, 30, 8, 1, tzinfo=STHLM)
+    assert calendar.is_open(at)
+    monday = datetime(2026, 11, 30, 10, 0, tzinfo=STHLM)
+    assert next_open_instant(calendar, monday) == datetime(2026, 11, 30, 10, 1, tzinfo=STHLM)
+
+
+def run(route: str, rate: int, latencies: list[float], cpu: float | None) -> RouteRun:
+    wire = WireResult(
+        calls=len(latencies), answered=len(latencies), failed=0, latencies_ms=latencies
+    )
+    return RouteRun(
+        route, rate, 1, len(latencies), len(latencies), 0, wire, 0.5, cpu, 80.0 if cpu else None
+    )
+
+
+def test_the_report_sets_the_controller_against_the_dialplan_at_each_rate() -> None:
+    runs = [
+        run("dialplan", 20, [4.0] * 98 + [6.0] * 2, None),
+        run("controller", 20, [8.0] * 98 + [12.0] * 2, 0.3),
+    ]
+    rows = table_rows(runs)
+    assert rows[0][1] == "dialplan" and rows[0][8:10] == ["–", "–"]
+    controller = rows[1]
+    assert controller[6:10] == ["8.00", "12.00", "2.00", "2.00"]  # medians, p99s, ratios
+    assert controller[11] == "3.00"  # 0.3 s of CPU over 100 calls: 3 ms a call
+    text = markdown(runs, {"cpu": "test"}, datetime(2026, 11, 29, 22, 0))
+    assert "| 20 | controller | 100/100 | 100.00 % | 0 | 100 | 8.00 | 12.00 | 2.00 | 2.00 |" in text
+    assert "- cpu: test" in text
