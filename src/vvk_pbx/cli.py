@@ -393,6 +393,9 @@ def bench(
         "20,50,100"
     ),
     seconds: Annotated[int, typer.Option(min=1, help="Seconds of load per rate and route.")] = 60,
+    warmup: Annotated[
+        int, typer.Option(min=0, help="Seconds of the same load before each run, not measured.")
+    ] = 5,
     operators: Annotated[
         int, typer.Option(min=1, max=50, help="Operator phones (SIPp uas) to answer.")
     ] = 10,
@@ -420,7 +423,9 @@ def bench(
     _load_or_exit(config)  # a broken config is reported as such, before anything starts
     started = datetime.now(UTC)
     try:
-        runs, description = run_bench(config or default_path(), rate_list, seconds, operators, _log)
+        runs, description = run_bench(
+            config or default_path(), rate_list, seconds, operators, _log, warmup
+        )
     except (BenchError, ProvisionError) as exc:
         err.print(f"vvk-pbx bench: {exc}", markup=False)
         raise typer.Exit(1) from None

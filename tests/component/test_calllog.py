@@ -90,7 +90,40 @@ async def test_rows_survive_a_reopen_and_the_file_is_in_wal_mode(tmp_path: Path)
         await second.close()
     with sqlite3.connect(tmp_path / "calls.sqlite3") as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0001"
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
+
+
+async def test_a_call_log_from_the_first_release_is_upgraded_in_place(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import create_engine
+
+    from vvk_pbx.storage.calllog import MIGRATIONS
+
+    path = tmp_path / "calls.sqlite3"
+    with create_engine(f"sqlite:///{path}").begin() as connection:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO calls (id, direction, caller, called, arrived_at, outcome, trace) "
+            "VALUES ('old', 'external', 'x', 'y', '2026-11-01 09:00:00', 'answered', '[]')"
+        )
+    store = await CallLog.open(f"sqlite+aiosqlite:///{path}")
+    try:
+        assert (await store.get_call("old")) is not None, "the old rows are kept"
+        async with store.engine.connect() as connection:
+            tables = await connection.run_sync(
+                lambda sync: (
+                    sync.exec_driver_sql("SELECT name FROM sqlite_master WHERE type = 'table'")
+                    .scalars()
+                    .all()
+                )
+            )
+        assert {"referrals", "voicemail_messages"} <= set(tables)
+    finally:
+        await store.close()
 
 
 async def test_naive_datetimes_are_refused(store: CallLog) -> None:

@@ -593,3 +593,14 @@ async def test_the_transfer_api_checks_then_transfers(open_: Rig) -> None:
         assert created(open_)[-1] == "t1:xfer3"
         await open_.recorder.flush()
         assert "[A5] transferred by 1001 to 1201 via the API" in open_.store.calls["t1"].trace
+
+
+async def test_a_finished_call_leaves_nothing_behind(open_: Rig) -> None:
+    await answered_by_operator(open_, "f1")
+    await open_.event(ended("f1", OPEN + timedelta(seconds=30)))
+    await open_.event(ended("f1:op1", OPEN + timedelta(seconds=30)))
+    board = open_.board
+    assert (board.calls, board.leg_owner, board.waiting) == ({}, {}, {})
+    assert all(op.call is None for op in board.operators.values())
+    await open_.recorder.flush()
+    assert open_.store.legs["f1:op1"].ended_at == OPEN + timedelta(seconds=30)

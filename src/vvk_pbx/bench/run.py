@@ -8,6 +8,9 @@ once after the answer) calls from the test trunk (127.0.0.2) for ``seconds``:
 (b) ``controller``: the switchboard number, into ``vvk-pbx run`` (a fresh
     process per rate, at an instant when the switchboard is open).
 
+Each measured run follows a few seconds of the same load that are not
+measured (``warmup``): the first seconds of a fresh process are slower.
+
 Operator phones are SIPp built-in ``uas`` processes that answer at once. The
 bench config is the given config with ``operators`` operators (1001…) and the
 ``longest-idle`` strategy, so the controller rings one phone per call like
@@ -340,9 +343,11 @@ def machine() -> dict[str, str]:
 
 
 def run_bench(
-    config: Path, rates: list[int], seconds: int, operators: int, log: Log
+    config: Path, rates: list[int], seconds: int, operators: int, log: Log, warmup: int = 5
 ) -> tuple[list[RouteRun], dict[str, str]]:
     """Run both routes at every rate; returns the runs and the machine description.
+
+    Each run is preceded by ``warmup`` seconds of the same load, not measured.
 
     Starts its own Asterisk (refuses if one runs: a demo's controller or phones
     would distort the figures) and stops it at the end. Raises ``BenchError``
@@ -391,6 +396,7 @@ def run_bench(
                             asterisk_pid,
                             work,
                             log,
+                            warmup,
                         )
                     )
     finally:
@@ -408,6 +414,7 @@ def _one(
     asterisk_pid: int,
     work: Path,
     log: Log,
+    warmup: int,
 ) -> RouteRun:
     log(f"{route} route at {rate} calls/s for {seconds} s …")
     tag = f"{route}-{rate}"
@@ -420,6 +427,11 @@ def _one(
         exten = DIALPLAN_EXTEN
     try:
         time.sleep(1)
+        if warmup:
+            # Not measured: imports, compiled statements, pools and Asterisk's
+            # caches warm up in the first seconds of either route.
+            _place_calls(settings, exten, rate, warmup, work, f"{tag}-warmup")
+            time.sleep(1)
         asterisk_before = cpu_seconds(asterisk_pid)
         controller_before = cpu_seconds(controller.pid) if controller else 0.0
         placed, ok, failed, wire = _place_calls(settings, exten, rate, seconds, work, tag)

@@ -809,11 +809,14 @@ class Switchboard:
             # The legs end with the caller; their own StasisEnd finds no call.
             call.legs[leg.id] = ended = replace(leg, ended_at=when)
             self.recorder.save_leg(ended)
+        # Forget the call before any await: its legs' later events find nothing.
+        self.calls.pop(call.id, None)
+        for leg_id in call.legs:
+            self.leg_owner.pop(leg_id, None)
         for leg in live:
             await self.ari.hangup(leg.id)
         if call.bridge is not None:
             await self.ari.destroy_bridge(call.bridge)
-        self.calls.pop(call.id, None)
 
     def _finish(self, call: Call, when: datetime, outcome: Outcome | None, why: str) -> None:
         if call.record.ended_at is None:

@@ -11,6 +11,7 @@ from sqlalchemy import (
     Column,
     DateTime,
     Dialect,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -76,4 +77,38 @@ legs = Table(
     Column("ended_at", UtcDateTime),
     Column("status", String(32), nullable=False),
     Index("ix_call_legs_call_id", "call_id"),
+)
+
+# R1-R4: every referral ever set; clearing sets cleared_at, nothing is deleted.
+referrals = Table(
+    "referrals",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("extension", String(16), nullable=False),
+    Column("reason", Integer, nullable=False),
+    Column("starts_at", UtcDateTime, nullable=False),
+    Column("ends_at", UtcDateTime, nullable=False),  # the return time
+    Column("note", String(200)),
+    Column("set_by", String(64), nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("cleared_at", UtcDateTime),
+    Index("ix_referrals_extension_ends_at", "extension", "ends_at"),
+)
+
+# V1-V2: the callback ledger, one row per voicemail message.
+messages = Table(
+    "voicemail_messages",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("extension", String(16), nullable=False),
+    Column("caller", String(64), nullable=False),
+    Column("call_id", String(64)),
+    Column("left_at", UtcDateTime, nullable=False),
+    Column("duration_s", Float, nullable=False),
+    Column("recording", String(128), nullable=False),
+    Column("deadline_at", UtcDateTime, nullable=False),
+    Column("status", String(16), nullable=False),  # new, heard, called_back, deleted
+    Column("called_back_at", UtcDateTime),
+    Index("ix_voicemail_messages_extension", "extension"),
+    Index("ix_voicemail_messages_deadline_at", "deadline_at"),
 )
