@@ -18,8 +18,11 @@ from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.http.api import make_app
 from vvk_pbx.services.recorder import Recorder
+from vvk_pbx.services.referrals import ReferralService
 from vvk_pbx.services.switchboard import Switchboard
 from vvk_pbx.storage.calllog import CallLog, default_url
+from vvk_pbx.storage.referrals import ReferralStore
+from vvk_pbx.storage.voicemail import MessageStore
 
 log = logging.getLogger("vvk_pbx")
 
@@ -61,7 +64,10 @@ async def run(
             asterisk.app,
         )
     )
-    switchboard = Switchboard(ari, recorder, settings, calendar, clock)
+    referrals = ReferralService(
+        ReferralStore(store.engine), MessageStore(store.engine), settings, calendar
+    )
+    switchboard = Switchboard(ari, recorder, settings, calendar, clock, referrals)
     dispatcher = OrderedDispatcher(switchboard.handle, key=switchboard.key)
     switchboard.post = dispatcher.submit  # internal events queue behind the call's own
 

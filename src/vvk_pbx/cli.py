@@ -398,7 +398,7 @@ def bench(
     ] = 5,
     operators: Annotated[
         int, typer.Option(min=1, max=50, help="Operator phones (SIPp uas) to answer.")
-    ] = 10,
+    ] = 25,
     markdown_file: Annotated[
         Path | None,
         typer.Option("--markdown", help="Append the results to this Markdown file."),
@@ -514,6 +514,45 @@ def asterisk_render(
     if sounds is not None:
         build_prompts(settings, calendar, layout.cache / "sounds", sounds, _log)
         _log(f"wrote the prompts to {sounds}")
+
+
+sounds_app = typer.Typer(help="The Swedish prompts (espeak-ng, voice sv, 8 kHz WAV).")
+app.add_typer(sounds_app, name="sounds")
+
+
+@sounds_app.command("build")
+def sounds_build(
+    output: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write them here instead of the local Asterisk's sounds."),
+    ] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Speak every prompt again from sounds/catalogue.toml and the config; run after the
+    directory, the reasons, the hours or the on-call numbers change. Only changed
+    texts are spoken again; Asterisk plays the new files at once."""
+    from vvk_pbx.asterisk import local
+    from vvk_pbx.asterisk.prompts import build_prompts
+
+    settings = _load_or_exit(config)
+    calendar = Calendar(settings.hours_policy())
+    layout = local.Layout.default()
+    target = output
+    if target is None:
+        if not (layout.rootfs / "usr").is_dir():
+            err.print(
+                "vvk-pbx sounds build: there is no local Asterisk yet "
+                "(`vvk-pbx asterisk up` builds it and its prompts); or give --out DIR",
+                markup=False,
+            )
+            raise typer.Exit(1)
+        target = layout.inside(local.CHROOT.sounds)
+    try:
+        written = build_prompts(settings, calendar, layout.cache / "sounds", target, _log)
+    except (RuntimeError, OSError) as exc:
+        err.print(f"vvk-pbx sounds build: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    _log(f"{len(written)} prompts in {target}")
 
 
 @asterisk_app.command("down")

@@ -16,8 +16,11 @@ from vvk_pbx.ari.models import Channel, parse_event
 from vvk_pbx.config import Settings
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
+from vvk_pbx.domain.referral import Referral, Source, in_force
 from vvk_pbx.domain.routing import CallKind, Route, route
+from vvk_pbx.domain.voicemail import Message
 from vvk_pbx.services.recorder import Recorder
+from vvk_pbx.services.referrals import ReferralService
 from vvk_pbx.services.switchboard import Overflow, Switchboard, internal_event
 
 CLOSED = datetime(2026, 12, 25, 10, 0, tzinfo=STHLM)  # Christmas Day
@@ -41,12 +44,58 @@ class MemoryStore:
 
 
 @dataclass
+class MemoryReferrals:
+    """An in-memory referral store implementing the service's port."""
+
+    referrals: list[Referral] = field(default_factory=list)
+
+    async def set(
+        self,
+        extension: str,
+        reason: int,
+        start: datetime,
+        end: datetime,
+        set_by: str,
+        source: Source,
+        note: str | None = None,
+    ) -> Referral:
+        current = in_force(self.referrals, extension, start)
+        if current is not None:
+            self.referrals[self.referrals.index(current)] = current.cleared(start)
+        referral = Referral(
+            f"r{len(self.referrals)}", extension, reason, start, end, set_by, source, note
+        )
+        self.referrals.append(referral)
+        return referral
+
+    async def clear(self, extension: str, at: datetime) -> Referral | None:
+        current = in_force(self.referrals, extension, at)
+        if current is None:
+            return None
+        self.referrals[self.referrals.index(current)] = cleared = current.cleared(at)
+        return cleared
+
+    async def in_force(self, extension: str, now: datetime) -> Referral | None:
+        return in_force(self.referrals, extension, now)
+
+
+@dataclass
+class MemoryMessages:
+    messages: list[Message] = field(default_factory=list)
+
+    async def add(self, message: Message) -> None:
+        self.messages.append(message)
+
+
+@dataclass
 class Rig:
     fake: FakeAri
     board: Switchboard
     store: MemoryStore
     recorder: Recorder
     dispatcher: OrderedDispatcher
+    referrals: MemoryReferrals
+    messages: MemoryMessages
 
     async def event(self, raw: dict[str, Any]) -> None:
         """Handle one event as the controller does, with the internal events it posts."""
@@ -76,11 +125,14 @@ async def make_rig(settings: Settings, now: datetime) -> AsyncIterator[Rig]:
     ari = AriClient(AriConfig(fake.base_url, fake.user, fake.password, "vvk-pbx"))
     store = MemoryStore()
     recorder = Recorder(store, retry_s=0.01)
-    board = Switchboard(ari, recorder, settings, Calendar(settings.hours_policy()), lambda: now)
+    calendar = Calendar(settings.hours_policy())
+    referrals, messages = MemoryReferrals(), MemoryMessages()
+    service = ReferralService(referrals, messages, settings, calendar)
+    board = Switchboard(ari, recorder, settings, calendar, lambda: now, service)
     dispatcher = OrderedDispatcher(board.handle, key=board.key)
     board.post = dispatcher.submit
     try:
-        yield Rig(fake, board, store, recorder, dispatcher)
+        yield Rig(fake, board, store, recorder, dispatcher, referrals, messages)
     finally:
         await ari.close()
         await fake.stop()
@@ -546,15 +598,27 @@ async def test_a_refer_to_an_unknown_number_is_declined_and_the_call_stays(open_
     assert open_.board.calls["t1"].connected_leg == "t1:op1"
 
 
-async def test_an_unanswered_transfer_comes_back_to_the_switchboard(open_: Rig) -> None:
+async def test_an_unanswered_transfer_to_an_operator_comes_back_to_the_switchboard(
+    open_: Rig,
+) -> None:
     await answered_by_operator(open_)
-    await open_.event(refer("t1:op1", "1201"))
+    await open_.event(refer("t1:op1", "1002"))
     await open_.event(ended("t1:op1", OPEN + timedelta(seconds=20)))
     await open_.event(dial("t1:xfer3", "NOANSWER", OPEN + timedelta(seconds=80)))
     assert created(open_)[-2:] == ["t1:op4", "t1:op5"]
     await open_.recorder.flush()
     assert "[A6] the transfer was not answered: back to the switchboard" in (
         open_.store.calls["t1"].trace
+    )
+
+
+async def test_an_unanswered_transfer_to_a_person_gets_the_menu(open_: Rig) -> None:
+    await answered_by_operator(open_)
+    await open_.event(refer("t1:op1", "1201"))
+    await open_.event(ended("t1:op1", OPEN + timedelta(seconds=20)))
+    await open_.event(dial("t1:xfer3", "NOANSWER", OPEN + timedelta(seconds=44)))
+    assert played_media(open_, "t1")[-1] == (
+        "sound:vvk/name-1201,sound:vvk/not-answering,sound:vvk/referral-menu"
     )
 
 
@@ -604,3 +668,177 @@ async def test_a_finished_call_leaves_nothing_behind(open_: Rig) -> None:
     assert all(op.call is None for op in board.operators.values())
     await open_.recorder.flush()
     assert open_.store.legs["f1:op1"].ended_at == OPEN + timedelta(seconds=30)
+
+
+def played_media(rig: Rig, cid: str) -> list[str]:
+    return [q["media"] for p, q in rig.posts() if p == f"channels/{cid}/play"]
+
+
+async def test_a_staff_code_sets_the_referral_and_reads_it_back(open_: Rig) -> None:
+    await open_.event(stasis("k1", OPEN, "feature", "*23*2*1430#", number="1101"))
+    [referral] = open_.referrals.referrals
+    assert (referral.extension, referral.reason, referral.end) == (
+        "1101",
+        2,
+        OPEN.replace(hour=14, minute=30),
+    )
+    assert referral.source is Source.PHONE
+    assert open_.posts()[0] == ("channels/k1/answer", {})
+    assert played_media(open_, "k1") == [
+        "sound:vvk/code-referred,sound:vvk/name-1101,sound:vvk/reason-2,sound:vvk/and-back,"
+        "sound:vvk/today,sound:vvk/at-clock,sound:vvk/num-14,sound:vvk/num-30"
+    ]
+    await open_.event(
+        {"type": "PlaybackFinished", "playback": {"id": "k1:pb1", "target_uri": "channel:k1"}}
+    )
+    assert open_.posts()[-1] == ("channels/k1", {"reason": "normal"})
+    await open_.recorder.flush()
+    record = open_.store.calls["k1"]
+    assert record.outcome is Outcome.FEATURE_CODE
+    assert any(line.startswith("[R2] referral set: mote until") for line in record.trace)
+
+
+@pytest.mark.parametrize(
+    ("code", "error"),
+    [
+        ("*23*99*1430#", "code-error-unknown-reason"),
+        ("*23*99*2561#", "code-error-impossible-time"),
+        ("*23*2*14#", "code-error-malformed"),
+        ("*24*1102*1234*2*1430#", "code-error-wrong-pin"),
+    ],
+)
+async def test_a_bad_code_gets_a_spoken_error_and_stores_nothing(
+    open_: Rig, code: str, error: str
+) -> None:
+    await open_.event(stasis("k2", OPEN, "feature", code, number="1101"))
+    assert open_.referrals.referrals == []
+    assert played_media(open_, "k2") == [f"sound:vvk/{error}"]
+
+
+async def test_clearing_opens_the_phone_and_says_so(open_: Rig) -> None:
+    await open_.event(stasis("k3", OPEN, "feature", "#23#", number="1101"))
+    assert played_media(open_, "k3") == ["sound:vvk/code-nothing-to-clear"]
+    await open_.event(stasis("k4", OPEN, "feature", "*23*1*1300#", number="1101"))
+    await open_.event(stasis("k5", OPEN, "feature", "#23#", number="1101"))
+    assert played_media(open_, "k5") == ["sound:vvk/code-cleared"]
+    assert await open_.referrals.in_force("1101", OPEN) is None
+
+
+async def test_an_operator_phone_cannot_set_a_referral(open_: Rig) -> None:
+    await open_.event(stasis("k6", OPEN, "feature", "*23*2*1430#", number="1001"))
+    assert played_media(open_, "k6") == ["sound:vvk/code-error-unknown-extension"]
+
+
+def dtmf(cid: str, digit: str) -> dict[str, Any]:
+    return {"type": "ChannelDtmfReceived", "digit": digit, "channel": chan(cid)}
+
+
+def finished(cid: str, n: int) -> dict[str, Any]:
+    return {
+        "type": "PlaybackFinished",
+        "playback": {"id": f"{cid}:pb{n}", "target_uri": f"channel:{cid}", "state": "done"},
+    }
+
+
+async def referred(rig: Rig, extension: str = "1101", reason: int = 2) -> None:
+    await rig.referrals.set(
+        extension,
+        reason,
+        OPEN - timedelta(hours=1),
+        OPEN.replace(hour=14, minute=30),
+        extension,
+        Source.PHONE,
+    )
+
+
+async def test_a_caller_to_a_referred_person_hears_why_and_when_then_the_menu(
+    open_: Rig,
+) -> None:
+    await referred(open_)
+    await open_.event(stasis("p1", OPEN, "inbound", "0123191101"))
+    assert open_.posts()[0] == ("channels/p1/answer", {})
+    assert played_media(open_, "p1") == [
+        "sound:vvk/name-1101,sound:vvk/reason-2,sound:vvk/and-back,sound:vvk/today,"
+        "sound:vvk/at-clock,sound:vvk/num-14,sound:vvk/num-30,sound:vvk/referral-menu"
+    ]
+    assert created(open_) == [], "the referred person's phone does not ring"
+    # 1: the first colleague of the unit without a referral (1102 is referred too).
+    await referred(open_, "1102", 1)
+    await open_.event(dtmf("p1", "1"))
+    assert ("playbacks/p1:pb1", {}) in [(r.path, r.query) for r in open_.fake.requests("DELETE")]
+    endpoints = [
+        r.query["endpoint"] for r in open_.fake.requests("POST") if r.path == "channels/create"
+    ]
+    assert endpoints == ["PJSIP/1103"]
+    await open_.event(dial("p1:col1", "ANSWER", OPEN + timedelta(seconds=20)))
+    await open_.recorder.flush()
+    record = open_.store.calls["p1"]
+    assert (record.outcome, record.answered_by) == (Outcome.COLLEAGUE, "1103")
+    assert any(line.startswith("[R5] 1101 is referred (mote) until") for line in record.trace)
+
+
+async def test_voicemail_is_recorded_and_enters_the_ledger_with_its_deadline(
+    open_: Rig,
+) -> None:
+    await referred(open_)
+    await open_.event(stasis("p2", OPEN, "inbound", "0123191101"))
+    await open_.event(dtmf("p2", "2"))
+    assert played_media(open_, "p2")[-1] == "sound:vvk/voicemail-leave"
+    await open_.event(finished("p2", 2))
+    [record_request] = [r for r in open_.fake.requests("POST") if r.path == "channels/p2/record"]
+    assert record_request.query["name"] == "vm-1101-p2"
+    assert record_request.query["maxDurationSeconds"] == "120"
+    await open_.event(
+        {
+            "type": "RecordingFinished",
+            "timestamp": ts(OPEN + timedelta(seconds=7)),
+            "recording": {
+                "name": "vm-1101-p2",
+                "target_uri": "channel:p2",
+                "state": "done",
+                "duration": 7,
+            },
+        }
+    )
+    [message] = open_.messages.messages
+    assert (message.extension, message.caller, message.duration_s) == ("1101", "0701234567", 7.0)
+    # left Monday 10:00:07: 2 working days later (V2)
+    assert message.left_at == OPEN + timedelta(seconds=7)
+    assert message.deadline_at == OPEN + timedelta(days=2, seconds=7)
+    assert played_media(open_, "p2")[-1] == "sound:vvk/voicemail-saved"
+    await open_.event(finished("p2", 3))
+    await open_.recorder.flush()
+    assert open_.store.calls["p2"].outcome is Outcome.VOICEMAIL
+
+
+async def test_a_caller_who_hangs_up_to_end_the_message_keeps_it(open_: Rig) -> None:
+    await referred(open_)
+    await open_.event(stasis("p3", OPEN, "inbound", "0123191101"))
+    await open_.event(dtmf("p3", "2"))
+    await open_.event(finished("p3", 2))
+    await open_.event(ended("p3", OPEN + timedelta(seconds=9)))
+    assert [m.id for m in open_.messages.messages] == ["p3"]
+    await open_.recorder.flush()
+    assert open_.store.calls["p3"].outcome is Outcome.VOICEMAIL
+
+
+async def test_a_person_who_does_not_answer_gets_the_menu_without_a_referral(
+    open_: Rig,
+) -> None:
+    await open_.event(stasis("p4", OPEN, "inbound", "0123191101"))
+    [create] = [r for r in open_.fake.requests("POST") if r.path == "channels/create"]
+    assert create.query["endpoint"] == "PJSIP/1101"
+    await open_.event(stasis("p4:ext1", OPEN, "leg", "p4", name="PJSIP/1101-1"))
+    [dial_request] = [r for r in open_.fake.requests("POST") if r.path == "channels/p4:ext1/dial"]
+    assert dial_request.query["timeout"] == "24"  # four rings of the 6 s cadence
+    await open_.event(dial("p4:ext1", "NOANSWER", OPEN + timedelta(seconds=24)))
+    assert played_media(open_, "p4") == [
+        "sound:vvk/name-1101,sound:vvk/not-answering,sound:vvk/referral-menu"
+    ]
+
+
+async def test_zero_takes_the_caller_to_the_switchboard_when_open(open_: Rig) -> None:
+    await referred(open_)
+    await open_.event(stasis("p5", OPEN, "inbound", "0123191101"))
+    await open_.event(dtmf("p5", "0"))
+    assert created(open_) == ["p5:op1", "p5:op2"]

@@ -34,7 +34,17 @@ def run(route: str, rate: int, latencies: list[float], cpu: float | None) -> Rou
         calls=len(latencies), answered=len(latencies), failed=0, latencies_ms=latencies
     )
     return RouteRun(
-        route, rate, 1, len(latencies), len(latencies), 0, wire, 0.5, cpu, 80.0 if cpu else None
+        route,
+        rate,
+        1,
+        len(latencies),
+        len(latencies),
+        0,
+        wire,
+        0.5,
+        cpu,
+        80.0 if cpu else None,
+        len(latencies) - 1 if cpu else None,
     )
 
 
@@ -44,10 +54,14 @@ def test_the_report_sets_the_controller_against_the_dialplan_at_each_rate() -> N
         run("controller", 20, [8.0] * 98 + [12.0] * 2, 0.3),
     ]
     rows = table_rows(runs)
-    assert rows[0][1] == "dialplan" and rows[0][8:10] == ["–", "–"]
+    assert rows[0][1] == "dialplan" and rows[0][9:11] == ["–", "–"]
     controller = rows[1]
-    assert controller[6:10] == ["8.00", "12.00", "2.00", "2.00"]  # medians, p99s, ratios
-    assert controller[11] == "3.00"  # 0.3 s of CPU over 100 calls: 3 ms a call
+    assert controller[5] == "99"  # a person answered, by the controller's own log
+    assert controller[7:11] == ["8.00", "12.00", "2.00", "2.00"]  # medians, p99s, ratios
+    assert controller[12] == "3.00"  # 0.3 s of CPU over 100 calls: 3 ms a call
     text = markdown(runs, {"cpu": "test"}, datetime(2026, 11, 29, 22, 0))
-    assert "| 20 | controller | 100/100 | 100.00 % | 0 | 100 | 8.00 | 12.00 | 2.00 | 2.00 |" in text
+    assert (
+        "| 20 | controller | 100/100 | 100.00 % | 0 | 99 | 100 | 8.00 | 12.00 | 2.00 | 2.00 |"
+        in text
+    )
     assert "- cpu: test" in text

@@ -199,3 +199,25 @@ def test_simulate_from_an_extension_is_internal() -> None:
     )
     assert code == 0
     assert out.splitlines()[0] == "2026-11-30T10:00:00+01:00 internal call: extension -> 1202"
+
+
+def test_sounds_build_speaks_every_prompt_as_8_khz_wav(tmp_path: Path) -> None:
+    import wave
+
+    out = tmp_path / "sounds"
+    result = runner.invoke(app, ["sounds", "build", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    names = {p.stem for p in out.glob("*.wav")}
+    assert {"name-1101", "reason-2", "ord-7", "month-12", "code-referred", "welcome"} <= names
+    with wave.open(str(out / "name-1101.wav")) as audio:
+        assert (audio.getframerate(), audio.getnchannels(), audio.getsampwidth()) == (8000, 1, 2)
+        assert audio.getnframes() > 0
+
+
+def test_sounds_build_without_a_local_asterisk_says_what_to_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VVK_PBX_CACHE", str(tmp_path / "cache"))
+    result = runner.invoke(app, ["sounds", "build"])
+    assert result.exit_code == 1
+    assert "there is no local Asterisk yet" in result.output

@@ -123,6 +123,14 @@ class AriClient:
     async def list_channels(self) -> list[Channel]:
         return [Channel.parse(c) for c in await self.request("GET", "channels")]
 
+    async def exists(self, channel_id: str) -> bool:
+        """Whether the channel still exists (``GET /channels/{id}``)."""
+        try:
+            await self.request("GET", f"channels/{channel_id}")
+        except AriNotFoundError:
+            return False
+        return True
+
     async def answer(self, channel_id: str) -> None:
         await self.request("POST", f"channels/{channel_id}/answer")
 
@@ -167,6 +175,28 @@ class AriClient:
             params["originator"] = originator
         body = {"variables": variables} if variables else None
         return Channel.parse(await self.request("POST", "channels/create", params, body))
+
+    async def record(
+        self, channel_id: str, name: str, max_duration_s: int, max_silence_s: int
+    ) -> None:
+        """Record the channel into ``name`` (WAV) with a beep first (``channels.json`` record).
+
+        Ends at ``max_duration_s``, after ``max_silence_s`` of silence, on ``#``
+        or on hangup; ``RecordingFinished`` then gives its duration.
+        """
+        await self.request(
+            "POST",
+            f"channels/{channel_id}/record",
+            {
+                "name": name,
+                "format": "wav",
+                "maxDurationSeconds": str(max_duration_s),
+                "maxSilenceSeconds": str(max_silence_s),
+                "ifExists": "overwrite",
+                "beep": "true",
+                "terminateOn": "#",
+            },
+        )
 
     async def transfer_progress(self, channel_id: str, state: str) -> None:
         """Tell a phone that sent REFER how its transfer goes (Asterisk ≥ 22.3, ``channels.json``).

@@ -67,6 +67,28 @@ class Playback:
 
 
 @dataclass(frozen=True)
+class LiveRecording:
+    """An ARI live recording (``recordings.json`` ``LiveRecording``); durations in seconds."""
+
+    name: str
+    target_uri: str
+    state: str
+    duration_s: int | None
+    cause: str
+
+    @classmethod
+    def parse(cls, raw: Json) -> LiveRecording:
+        duration = raw.get("duration")
+        return cls(
+            name=str(raw.get("name", "")),
+            target_uri=str(raw.get("target_uri", "")),
+            state=str(raw.get("state", "")),
+            duration_s=int(duration) if isinstance(duration, int | float) else None,
+            cause=str(raw.get("cause", "")),
+        )
+
+
+@dataclass(frozen=True)
 class Event:
     """Any ARI event. Known types are subclasses; others stay this generic form."""
 
@@ -170,9 +192,29 @@ class ChannelTransfer(Event):
         return self.source.id
 
 
-def _target_channel(playback: Playback) -> str | None:
+@dataclass(frozen=True)
+class RecordingFinished(Event):
+    """A recording ended (its maximum length, silence, the terminating digit or a hangup)."""
+
+    recording: LiveRecording
+
+    @property
+    def channel_id(self) -> str | None:
+        return _target_channel(self.recording)
+
+
+@dataclass(frozen=True)
+class RecordingFailed(Event):
+    recording: LiveRecording
+
+    @property
+    def channel_id(self) -> str | None:
+        return _target_channel(self.recording)
+
+
+def _target_channel(media: Playback | LiveRecording) -> str | None:
     prefix = "channel:"
-    return playback.target_uri[len(prefix) :] if playback.target_uri.startswith(prefix) else None
+    return media.target_uri[len(prefix) :] if media.target_uri.startswith(prefix) else None
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -272,6 +314,14 @@ _TYPED: dict[str, tuple[type[Event], Callable[[Json], dict[str, Any]]]] = {
             "state": str(r.get("state", "")),
         },
     ),
+    "RecordingFinished": (
+        RecordingFinished,
+        lambda r: {"recording": LiveRecording.parse(r["recording"])},
+    ),
+    "RecordingFailed": (
+        RecordingFailed,
+        lambda r: {"recording": LiveRecording.parse(r["recording"])},
+    ),
     "PlaybackStarted": (PlaybackStarted, _playback_only),
     "PlaybackFinished": (PlaybackFinished, _playback_only),
 }
@@ -289,5 +339,7 @@ USED_EVENT_TYPES: tuple[str, ...] = (
     "ChannelDtmfReceived",
     "PlaybackFinished",
     "ChannelTransfer",
+    "RecordingFinished",
+    "RecordingFailed",
     "ApplicationReplaced",
 )

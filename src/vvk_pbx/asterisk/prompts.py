@@ -10,47 +10,69 @@ from __future__ import annotations
 import hashlib
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
 from vvk_pbx.asterisk.fallback import closed_message, spoken_week
+from vvk_pbx.asterisk.render import PROJECT_ROOT
 from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.calendar import Calendar
+from vvk_pbx.domain.referral import MONTHS
 from vvk_pbx.domain.routing import spoken_digits
 
 WEEKDAY_WORDS = ("måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag")
+ORDINALS = (
+    "första", "andra", "tredje", "fjärde", "femte", "sjätte", "sjunde", "åttonde", "nionde",
+    "tionde", "elfte", "tolfte", "trettonde", "fjortonde", "femtonde", "sextonde",
+    "sjuttonde", "artonde", "nittonde", "tjugonde", "tjugoförsta", "tjugoandra",
+    "tjugotredje", "tjugofjärde", "tjugofemte", "tjugosjätte", "tjugosjunde",
+    "tjugoåttonde", "tjugonionde", "trettionde", "trettioförsta",
+)  # fmt: skip
+CATALOGUE = PROJECT_ROOT / "sounds" / "catalogue.toml"
+
+
+def phrases(settings: Settings, path: Path = CATALOGUE) -> dict[str, str]:
+    """The fixed phrases of the text catalogue kept in the repository (``sounds/catalogue.toml``).
+
+    Raises ``RuntimeError`` naming the file if it is missing or malformed.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        table = data["phrases"]
+        return {str(k): str(v).format(site=settings.site.name) for k, v in table.items()}
+    except (OSError, tomllib.TOMLDecodeError, KeyError, ValueError) as exc:
+        raise RuntimeError(f"{path}: the prompt catalogue cannot be read: {exc}") from None
 
 
 def catalogue(settings: Settings, calendar: Calendar) -> dict[str, str]:
     """Every prompt the controller and the fallback play: ``{name: Swedish text}`` (``vvk/<name>``).
 
-    Fixed phrases, the words the next-opening sentence is composed from
-    (weekdays, "i dag", "i morgon", "klockan", numbers 0–59), one prompt per
-    on-call service with its number read as digits (H5), and the fallback's
-    own messages.
+    The fixed phrases of ``sounds/catalogue.toml``, and, from the config and
+    the calendar: the opening hours, each on-call service with its number
+    read as digits (H5), each person's name and each referral reason (R5),
+    numbers 0–59, weekdays, ordinals and months (dates and times are composed
+    from these), and the fallback's own messages.
     """
-    prompts = {
-        "welcome": f"Välkommen till {settings.site.name}.",
-        "closed": "Växeln är stängd just nu.",
-        "hours": _hours_sentence(calendar),
-        "opens-again": "Växeln öppnar igen",
-        "today": "i dag",
-        "tomorrow": "i morgon",
-        "at-clock": "klockan",
-        "repeat": "Du hör meddelandet en gång till.",
-        "goodbye": "Tack för att du ringde. Hej då.",
-        "connecting": "Du kopplas nu.",
-        "please-hold": "Alla våra telefonister är upptagna. Vänligen vänta, du kopplas strax.",
-    }
+    prompts = phrases(settings)
+    prompts["hours"] = _hours_sentence(calendar)
     for i, word in enumerate(WEEKDAY_WORDS):
         prompts[f"day-{i}"] = word
     for n in range(60):
         prompts[f"num-{n}"] = str(n)
+    for n, word in enumerate(ORDINALS, start=1):
+        prompts[f"ord-{n}"] = word
+    for n, month in enumerate(MONTHS, start=1):
+        prompts[f"month-{n}"] = month
     for service in settings.on_call:
         prompts[f"on-call-{service.digit}"] = (
             f"{service.name} nås på nummer {spoken_digits(service.number)}. "
             f"Tryck {service.digit} för att kopplas dit."
         )
+    for extension, name in settings.extensions():
+        prompts[f"name-{extension}"] = name
+    for reason in settings.referral_reasons:
+        prompts[f"reason-{reason.code}"] = reason.phrase
     prompts.update(fallback_prompts(settings, calendar))
     return prompts
 

@@ -74,6 +74,8 @@ class RouteRun:
     asterisk_cpu_s: float
     controller_cpu_s: float | None  # None on the dialplan route
     controller_peak_rss_mb: float | None
+    # The controller's own log: calls a person answered (not the queue's welcome, A2).
+    person_answered: int | None = None
 
     @property
     def success_rate(self) -> float:
@@ -419,6 +421,7 @@ def _one(
     log(f"{route} route at {rate} calls/s for {seconds} s …")
     tag = f"{route}-{rate}"
     controller = None
+    database = ""
     if route == "controller":
         database = f"sqlite+aiosqlite:///{work / f'calls-{rate}.sqlite3'}"
         controller = _start_controller(config_path, clock, database, work)
@@ -441,12 +444,35 @@ def _one(
     finally:
         if controller is not None:
             _stop(controller)
+    person = _person_answered(database, placed) if controller is not None else None
     run = RouteRun(
-        route, rate, seconds, placed, ok, failed, wire, asterisk_cpu, controller_cpu, rss
+        route, rate, seconds, placed, ok, failed, wire, asterisk_cpu, controller_cpu, rss, person
     )
     log(f"  {ok}/{placed} answered, {failed} failed; wire: {wire.summary()}")
     time.sleep(2)  # let Asterisk finish tearing the last calls down
     return run
+
+
+def _person_answered(database: str, placed: int) -> int:
+    """Calls of the measured run that a person answered, from the controller's call log.
+
+    The log also holds the warm-up's calls: the measured ones are the last
+    ``placed`` to arrive.
+    """
+    import asyncio
+
+    from vvk_pbx.domain.calls import Outcome
+    from vvk_pbx.storage.calllog import CallLog
+
+    async def count() -> int:
+        log = await CallLog.open(database)
+        try:
+            calls = (await log.list_calls())[-placed:]
+        finally:
+            await log.close()
+        return sum(1 for c in calls if c.outcome is Outcome.ANSWERED and c.answered_by)
+
+    return asyncio.run(count())
 
 
 # ----------------------------------------------------------------------------- report
@@ -477,6 +503,7 @@ def table_rows(runs: list[RouteRun]) -> list[list[str]]:
                 f"{r.sipp_successful}/{r.placed}",
                 f"{100 * r.success_rate:.2f} %",
                 str(r.sipp_failed),
+                "–" if r.person_answered is None else str(r.person_answered),
                 str(len(r.wire.latencies_ms)),
                 _ms(r.wire.median_ms),
                 _ms(r.wire.p99_ms),
@@ -496,6 +523,7 @@ HEADERS = [
     "answered",
     "success",
     "failed",
+    "a person answered",
     "timed",
     "median ms",
     "p99 ms",

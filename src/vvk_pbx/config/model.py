@@ -224,6 +224,8 @@ class Ring(Section):
     tone_ms: Count = Field(default=1000, gt=0, le=10_000)
     pause_ms: Count = Field(default=5000, ge=0, le=60_000)
     goal_rings: Count = Field(default=4, ge=1, le=20)
+    # R5: a person's phone rings this many times before the caller gets the menu.
+    person_rings: Count = Field(default=4, ge=1, le=20)
 
     @property
     def cycle_ms(self) -> int:
@@ -372,6 +374,13 @@ class Queue(Section):
     overflow: tuple[Annotated[str, Field(min_length=1)], ...] = ()
 
 
+class Voicemail(Section):
+    """V1: a message's longest length and the silence that ends it, in seconds."""
+
+    max_s: Count = Field(default=120, ge=10, le=600)
+    silence_s: Count = Field(default=5, ge=1, le=60)
+
+
 class Settings(Section):
     """The whole ops config. Build it with ``vvk_pbx.config.load``."""
 
@@ -380,6 +389,7 @@ class Settings(Section):
     overrides: Overrides = Overrides()
     ring: Ring = Ring()
     queue: Queue = Queue()
+    voicemail: Voicemail = Voicemail()
     on_call: tuple[OnCall, ...] = ()
     switchboard: Switchboard
     operators: tuple[Operator, ...] = Field(min_length=1)

@@ -24,9 +24,11 @@ class Outcome(StrEnum):
     ON_CALL_TRANSFER = "on_call_transfer"
     FALLBACK = "fallback"
     VOICEMAIL = "voicemail"
-    REFERRED = "referred"
+    REFERRED = "referred"  # the caller heard the referral and went nowhere (R5)
+    COLLEAGUE = "colleague"  # a colleague in the unit answered instead (A5, R5)
     NO_ANSWER = "no_answer"
     UNKNOWN_NUMBER = "unknown_number"
+    FEATURE_CODE = "feature_code"  # a staff dial code was carried out or refused (R2)
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from vvk_pbx.ari.client import AriNotFoundError
+from vvk_pbx.ari.client import AriHttpError, AriNotFoundError
 from vvk_pbx.ari.models import (
     Channel,
     ChannelDestroyed,
@@ -33,6 +33,8 @@ from vvk_pbx.ari.models import (
     Dial,
     Event,
     PlaybackFinished,
+    RecordingFailed,
+    RecordingFinished,
     StasisEnd,
     StasisStart,
 )
@@ -43,6 +45,7 @@ from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
 from vvk_pbx.domain.queue import OperatorLine, Waiting, in_order, offers
 from vvk_pbx.domain.routing import Action, CallKind, digits, route
 from vvk_pbx.services.recorder import Recorder
+from vvk_pbx.services.referrals import ReferralService
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,7 @@ class AriPort(Protocol):
     """What the controller needs from ARI (``vvk_pbx.ari.client.AriClient`` implements it)."""
 
     async def answer(self, channel_id: str) -> None: ...
+    async def exists(self, channel_id: str) -> bool: ...
     async def hangup(self, channel_id: str, reason: str = "normal") -> None: ...
     async def play(
         self, channel_id: str, media: Sequence[str], playback_id: str | None = None
@@ -86,6 +90,9 @@ class AriPort(Protocol):
         variables: dict[str, str] | None = None,
     ) -> object: ...
     async def transfer_progress(self, channel_id: str, state: str) -> None: ...
+    async def record(
+        self, channel_id: str, name: str, max_duration_s: int, max_silence_s: int
+    ) -> None: ...
     async def dial(
         self, channel_id: str, caller: str | None = None, timeout_s: int = 0
     ) -> None: ...
@@ -184,6 +191,10 @@ class Call:
     overflow_timer: asyncio.TimerHandle | None = None
     overflowed: bool = False
     transferring: bool = False  # a transfer's target rings; unanswered, back to the queue
+    person: str | None = None  # the extension the caller wants (A5, R5)
+    recording: str | None = None  # the voicemail recording's name while one is made
+    recording_started: datetime | None = None
+    message_saved: bool = False
 
     @property
     def id(self) -> str:
@@ -200,6 +211,7 @@ class Switchboard:
         settings: Settings,
         calendar: Calendar,
         clock: Callable[[], datetime],
+        referrals: ReferralService,
         post: Callable[[Event], None] | None = None,
     ) -> None:
         """``post`` queues an internal event behind the call's own (the dispatcher's
@@ -214,7 +226,8 @@ class Switchboard:
         self.leg_owner: dict[str, str] = {}
         self.on_call = {s.digit: s for s in settings.on_call}
         self.post = post or self._run_soon
-        started = clock()
+        self.referrals = referrals
+        started = _real_now()
         self.operators = {
             o.extension: OperatorState(o.extension, started) for o in settings.operators
         }
@@ -275,11 +288,18 @@ class Switchboard:
             if event.playback.state == "failed":  # the caller hung up mid-message
                 call.playback = None
             else:
-                await self._playback_finished(call)
+                await self._playback_finished(call, self._when(event))
         elif isinstance(event, Dial) and event.peer.id in call.legs:
             await self._dial(call, event)
         elif isinstance(event, ChannelTransfer) and not event.state:
             await self._referred(call, event)
+        elif isinstance(event, RecordingFinished | RecordingFailed) and (
+            event.recording.name == call.recording
+        ):
+            await self._recorded(call, event.recording.duration_s, self._when(event))
+            if call.state == "recording":
+                call.state = "voicemail-saved"
+                await self._play(call, [sound("voicemail-saved")])
         elif isinstance(event, (StasisEnd, ChannelDestroyed)):
             if event.channel.id == call.id:
                 await self._caller_gone(call, self._when(event))
@@ -288,7 +308,7 @@ class Switchboard:
 
     def _when(self, event: Event) -> datetime:
         # Asterisk's own time of the event (A1); the fake ARI may omit it.
-        return event.timestamp or self.clock()
+        return event.timestamp or _real_now()
 
     # ----- arrival ------------------------------------------------------------------------
 
@@ -322,24 +342,31 @@ class Switchboard:
                 await self._hold(call)
             self._save(call)  # after the phones ring: no write in front of them
         elif decision.action is Action.EXTENSION and decision.target is not None:
-            await self._ring(
-                call,
-                [(f"PJSIP/{decision.target}", decision.target)],
-                "ext",
-                self.settings.ring.timeout_s,
-            )
+            await self._to_person(call, decision.target)
             self._save(call)
         elif decision.action is Action.FEATURE_CODE:
-            # Staff codes arrive with the referral service (R2); until then the
-            # dialplan tells the caller the service is unavailable.
-            self._finish(
-                call, self._when(event), Outcome.FALLBACK, "feature codes: not handled yet (R2)"
-            )
-            await self.ari.continue_in_dialplan(channel.id, "vvk-fallback-feature")
+            await self._dial_code(call, dialed)
         else:
             # The dialplan says so in words, as it does without the controller.
             self._finish(call, self._when(event), Outcome.UNKNOWN_NUMBER, "no such number")
             await self.ari.continue_in_dialplan(channel.id, FALLBACK_INTERNAL, dialed)
+
+    # ----- staff dial codes (R2, R4) --------------------------------------------------------
+
+    async def _dial_code(self, call: Call, dialed: str) -> None:
+        """Answer, carry the code out, read it back (or say why not), hang up."""
+        await self.ari.answer(call.id)
+        call.answered = True
+        try:
+            reply = await self.referrals.dial_code(call.record.caller, dialed, self.clock())
+            prompts, note = reply.prompts, reply.note
+        except Exception:
+            log.exception("call %s: dial code %r failed", call.id, dialed)
+            prompts, note = ["fallback-feature-unavailable"], "[R2] the referral store failed"
+        call.record = call.record.note(note)
+        call.state = "informing"
+        self._save(call)
+        await self._play(call, [sound(p) for p in prompts])
 
     # ----- answering machine (H5) ---------------------------------------------------------
 
@@ -360,7 +387,7 @@ class Switchboard:
         call.playback = f"{call.id}:pb{call.playbacks}"
         await self.ari.play(call.id, media, call.playback)
 
-    async def _playback_finished(self, call: Call) -> None:
+    async def _playback_finished(self, call: Call, when: datetime) -> None:
         call.playback = None
         if call.state == "announcing":
             if call.repeats == 0:
@@ -370,10 +397,31 @@ class Switchboard:
                 call.state = "goodbye"
                 await self._play(call, [sound("goodbye")])
         elif call.state == "goodbye":
-            self._finish(call, self.clock(), Outcome.CLOSED, "H5: message played twice; goodbye")
+            self._finish(call, when, Outcome.CLOSED, "H5: message played twice; goodbye")
+            await self.ari.hangup(call.id)
+        elif call.state == "informing":
+            self._finish(call, when, Outcome.FEATURE_CODE, "the code was read back")
+            await self.ari.hangup(call.id)
+        elif call.state == "menu":
+            if call.repeats < 2:
+                call.repeats += 1
+                await self._play(call, [sound("referral-menu")])
+            else:
+                call.state = "bye"
+                await self._play(call, [sound("goodbye")])
+        elif call.state == "bye":
+            self._finish(call, when, Outcome.REFERRED, "R5: no choice made; goodbye")
+            await self.ari.hangup(call.id)
+        elif call.state == "voicemail-prompt":
+            await self._record(call)
+        elif call.state == "voicemail-saved":
+            self._finish(call, when, Outcome.VOICEMAIL, "V1: the message is saved")
             await self.ari.hangup(call.id)
 
     async def _digit(self, call: Call, digit: str) -> None:
+        if call.state == "menu":
+            await self._menu_choice(call, digit)
+            return
         service = self.on_call.get(digit)
         if call.state not in ("announcing", "goodbye") or service is None:
             return
@@ -391,6 +439,120 @@ class Switchboard:
         )
         await self._play(call, [RINGBACK])
 
+    # ----- a person's phone, referrals and voicemail (A5, R5, V1) ---------------------------
+
+    async def _to_person(self, call: Call, extension: str, purpose: str = "ext") -> None:
+        """Ring the person, or tell the caller about the referral in force and offer the menu.
+
+        The seam for referrals (R5): direct calls, internal calls and operator
+        transfers all reach a person through here.
+        """
+        call.person = extension
+        if extension in self.referrals.staff:
+            referral, greeting = await self.referrals.greeting(extension, self.clock())
+            if referral is not None:
+                reason = self.referrals.reasons.get(referral.reason)
+                call.record = call.record.note(
+                    f"[R5] {extension} is referred ({reason.name if reason else referral.reason})"
+                    f" until {referral.end.isoformat()}"
+                )
+                await self._menu(call, greeting)
+                return
+            ring = self.settings.ring
+            timeout_s = max(1, ring.person_rings * ring.cycle_ms // 1000)
+        else:
+            timeout_s = self.settings.ring.timeout_s  # an operator: no menu behind
+        await self._ring(call, [(f"PJSIP/{extension}", extension)], purpose, timeout_s)
+
+    async def _menu(self, call: Call, greeting: Sequence[str]) -> None:
+        """The referral sentence (if any), then 1 colleague, 2 voicemail, 0 switchboard (R5)."""
+        if call.playback is not None:
+            await self.ari.stop_playback(call.playback)
+            call.playback = None
+        if not call.answered:
+            await self.ari.answer(call.id)
+            call.answered = True
+        call.state, call.repeats, call.success = "menu", 0, Outcome.REFERRED
+        self._save(call)
+        await self._play(call, [sound(p) for p in (*greeting, "referral-menu")])
+
+    async def _menu_choice(self, call: Call, digit: str) -> None:
+        if digit not in ("0", "1", "2"):
+            return
+        if call.playback is not None:
+            await self.ari.stop_playback(call.playback)
+            call.playback = None
+        person = call.person or ""
+        if digit == "1":
+            colleague = await self.referrals.colleague(person, self.clock())
+            if colleague is None:
+                call.record = call.record.note(f"[A5] pressed 1: no colleague of {person} free")
+                await self._play(call, [sound("no-colleague"), sound("referral-menu")])
+                return
+            call.record = call.record.note(f"[A5] pressed 1: colleague {colleague}")
+            call.state, call.success = "ringing", Outcome.COLLEAGUE
+            self._save(call)
+            await self._ring(
+                call,
+                [(f"PJSIP/{colleague}", colleague)],
+                "col",
+                self.settings.ring.person_rings * self.settings.ring.cycle_ms // 1000,
+            )
+            await self._play(call, [RINGBACK])
+        elif digit == "2":
+            call.record = call.record.note(f"[V1] pressed 2: voicemail for {person}")
+            call.state = "voicemail-prompt"
+            self._save(call)
+            await self._play(call, [sound("voicemail-leave")])
+        else:
+            await self._to_switchboard(call)
+
+    async def _to_switchboard(self, call: Call) -> None:
+        """0 in the menu: the operators if the switchboard is open, else its answering machine."""
+        call.person = None  # the person's menu is behind the caller now
+        if self.calendar.is_open(self.clock()):
+            call.record = call.record.note("[R5] pressed 0: to the switchboard")
+            call.action, call.success = Action.OPERATOR_QUEUE, Outcome.ANSWERED
+            self._save(call)
+            self._queue(call)
+            self._arm_overflow(call)
+            if call.id in self.waiting:
+                await self._hold(call)
+            else:
+                await self._play(call, [RINGBACK])
+        else:
+            call.record = call.record.note("[R5] pressed 0: the switchboard is closed")
+            call.action, call.success = Action.ANSWERING_MACHINE, Outcome.ANSWERED
+            self._save(call)
+            await self._announce(call, first=True)
+
+    async def _record(self, call: Call) -> None:
+        voicemail = self.settings.voicemail
+        call.state = "recording"
+        call.recording = f"vm-{call.person}-{call.id}"
+        call.recording_started = _real_now()
+        await self.ari.record(call.id, call.recording, voicemail.max_s, voicemail.silence_s)
+
+    async def _recorded(self, call: Call, duration_s: float | None, when: datetime) -> None:
+        """The message is recorded (at ``when``, Asterisk's time): into the callback
+        ledger with its deadline (V1, V2)."""
+        if call.recording is None or call.message_saved:
+            return
+        call.message_saved = True
+        if duration_s is None:  # the caller hung up: measured by our own clock
+            started = call.recording_started or when
+            duration_s = max(0.0, (when - started).total_seconds())
+        message = await self.referrals.message_left(
+            call.person or "", call.record.caller, call.id, when, duration_s, call.recording
+        )
+        call.record = call.record.note(
+            f"[V2] message {message.id} for {message.extension}, {duration_s:.0f} s; "
+            f"call back by {message.deadline_at.isoformat()}"
+        )
+        call.success = Outcome.VOICEMAIL
+        call.record = replace(call.record, outcome=Outcome.VOICEMAIL)
+        self._save(call)
+
     # ----- operator queue (A3, A4, A6) ------------------------------------------------------
 
     def _queue(self, call: Call) -> None:
@@ -406,7 +568,7 @@ class Switchboard:
         Synchronous, so two handlers never reserve the same operator; the
         ringing itself happens on each call's own worker (``Offer``).
         """
-        now = self.clock()
+        now = _real_now()
         queue = self.settings.queue
         lines = [
             OperatorLine(op.extension, op.free(now), op.idle_since)
@@ -467,7 +629,7 @@ class Switchboard:
         for leg_id, leg in call.legs.items():
             if leg.ended_at is None and leg.purpose == "op":
                 await _quietly(self.ari.hangup(leg_id))
-        self._release_call(call, self.clock())
+        self._release_call(call, _real_now())
         targets = self.settings.overflow_extensions()
         if not targets:
             call.record = call.record.note(
@@ -562,7 +724,7 @@ class Switchboard:
         await _quietly(self.ari.transfer_progress(by, "channel_answered"))
         await _quietly(self.ari.hangup(by))
         await self._play(call, [RINGBACK])
-        await self._ring(call, [(f"PJSIP/{to}", to)], "xfer", self.settings.ring.timeout_s)
+        await self._to_person(call, to, "xfer")
 
     # ----- ringing phones ----------------------------------------------------------------------
 
@@ -580,7 +742,7 @@ class Switchboard:
     def _add_legs(
         self, call: Call, targets: Sequence[tuple[str, str]], purpose: str, timeout_s: int
     ) -> list[str]:
-        now = self.clock()
+        now = _real_now()  # a log time: Asterisk's clock, never the shifted routing clock
         leg_ids = []
         for endpoint, who in targets:
             leg_id = f"{call.id}:{purpose}{len(call.legs) + 1}"
@@ -687,7 +849,14 @@ class Switchboard:
             await self.ari.stop_playback(call.playback)
             call.playback = None
         if not call.answered:
-            await self.ari.answer(call.id)
+            try:
+                await self.ari.answer(call.id)
+            except AriHttpError as exc:
+                # A caller who hung up as the phone answered: its StasisEnd ends the call.
+                if await self.ari.exists(call.id):
+                    raise
+                log.info("call %s: the caller left as %s answered (%s)", call.id, who, exc)
+                return
             call.answered = True
         for other in call.legs:
             if other != leg_id and call.legs[other].ended_at is None:
@@ -702,6 +871,17 @@ class Switchboard:
             if leg.status not in FAILED_LEG and leg.ended_at is None
         ]
         if alive:
+            return
+        if call.person in self.referrals.staff:
+            # The person (or the colleague) did not answer: the menu, without a referral (R5).
+            last = list(call.legs.values())[-1]
+            call.transferring = False
+            if last.purpose == "col":
+                call.record = call.record.note("[R5] the colleague did not answer: the menu")
+                await self._menu(call, ["no-colleague"])
+            else:
+                call.record = call.record.note(f"[R5] {call.person} did not answer: the menu")
+                await self._menu(call, [f"name-{call.person}", "not-answering"])
             return
         if call.transferring:
             call.transferring = False
@@ -797,11 +977,16 @@ class Switchboard:
     # ----- ending -------------------------------------------------------------------------------
 
     async def _caller_gone(self, call: Call, when: datetime) -> None:
+        if call.state == "recording":
+            # Hanging up is how most callers end a message; the recording is kept.
+            await self._recorded(call, None, when)
         # Hanging up on the answering machine is its normal end, not an abandoned call.
         heard_message = call.action is Action.ANSWERING_MACHINE and call.connected_leg is None
         outcome = (
             Outcome.CLOSED if heard_message and call.record.outcome is Outcome.IN_PROGRESS else None
         )
+        if call.state in ("menu", "bye", "voicemail-prompt") and call.connected_leg is None:
+            outcome = Outcome.REFERRED  # heard the person's referral or menu, then left (R5)
         self._finish(call, when, outcome, "the caller hung up")
         self._release_call(call, when)
         live = [leg for leg in call.legs.values() if leg.ended_at is None]
@@ -851,7 +1036,7 @@ class Switchboard:
                 self._save(call)
             call.state = "done"
             self._cancel_overflow(call)
-            self._release_call(call, self.clock())
+            self._release_call(call, _real_now())
         context = FALLBACK_INBOUND
         if (
             call is not None
@@ -861,6 +1046,15 @@ class Switchboard:
             context = FALLBACK_INTERNAL
         extension = call.record.called if context == FALLBACK_INTERNAL and call is not None else "s"
         await _quietly(self.ari.continue_in_dialplan(call_id, context, extension))
+
+
+def _real_now() -> datetime:
+    """The real time (UTC) for the call log, where no Asterisk event gives one.
+
+    Never the shifted routing clock: log times are Asterisk's, so mixing would
+    break durations and the longest-idle order.
+    """
+    return datetime.now(UTC)
 
 
 async def _quietly(awaitable: object) -> None:

@@ -1,0 +1,39 @@
+"""Voicemail messages and the callback ledger's rule (V1, V2): pure data, no I/O.
+
+A message's deadline is its arrival plus 2 working days on the H2 calendar
+(``Calendar.add_working_days``); it is overdue from then until it is called
+back or deleted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    NEW = "new"
+    HEARD = "heard"
+    CALLED_BACK = "called_back"
+    DELETED = "deleted"
+
+
+@dataclass(frozen=True)
+class Message:
+    """A voicemail message and its place in the callback ledger. Times are aware."""
+
+    id: str
+    extension: str
+    caller: str
+    call_id: str | None
+    left_at: datetime
+    duration_s: float
+    recording: str
+    deadline_at: datetime
+    status: Status = Status.NEW
+    called_back_at: datetime | None = None
+
+    def overdue(self, now: datetime) -> bool:
+        """Not called back by its deadline (V2); deleted messages are never overdue."""
+        return self.status in (Status.NEW, Status.HEARD) and now >= self.deadline_at

@@ -1,0 +1,173 @@
+"""Referrals as staff set them (R2, R4) and as callers meet them (R5).
+
+The switchboard hands this service a dialed staff code and plays back what
+it returns; it asks it what a caller to an extension should hear. The rules
+are in ``domain/dialcodes.py`` and ``domain/referral.py``; this module checks
+codes against the directory, stores through the ``ReferralPort`` and composes
+the prompts.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from vvk_pbx.config.model import Settings
+from vvk_pbx.domain.calendar import Calendar
+from vvk_pbx.domain.dialcodes import (
+    ClearReferral,
+    CodeError,
+    ListenVoicemail,
+    Problem,
+    SetReferral,
+    parse,
+    return_time,
+)
+from vvk_pbx.domain.referral import Referral, Source, announcement, when_back
+from vvk_pbx.domain.voicemail import Message
+
+log = logging.getLogger(__name__)
+
+
+class ReferralPort(Protocol):
+    """What the service needs from storage (``vvk_pbx.storage.referrals.ReferralStore``)."""
+
+    async def set(
+        self,
+        extension: str,
+        reason: int,
+        start: datetime,
+        end: datetime,
+        set_by: str,
+        source: Source,
+        note: str | None = None,
+    ) -> Referral: ...
+    async def clear(self, extension: str, at: datetime) -> Referral | None: ...
+    async def in_force(self, extension: str, now: datetime) -> Referral | None: ...
+
+
+class MessagePort(Protocol):
+    """Where voicemail messages go (``vvk_pbx.storage.voicemail.MessageStore``)."""
+
+    async def add(self, message: Message) -> None: ...
+
+
+@dataclass(frozen=True)
+class CodeReply:
+    """What the phone hears after a dial code (prompt names), and one line for the call log."""
+
+    prompts: list[str]
+    note: str
+    accepted: bool
+
+
+class ReferralService:
+    """Dial codes from staff phones and what callers to referred people hear."""
+
+    def __init__(
+        self,
+        store: ReferralPort,
+        messages: MessagePort,
+        settings: Settings,
+        calendar: Calendar,
+    ) -> None:
+        self.store = store
+        self.messages = messages
+        self.settings = settings
+        self.calendar = calendar
+        self.reasons = {r.code: r for r in settings.referral_reasons}
+        self.staff = {p.extension: p for p in settings.staff}
+
+    async def dial_code(self, extension: str, dialed: str, now: datetime) -> CodeReply:
+        """Carry out a code dialed on ``extension``'s phone at ``now`` (aware).
+
+        A refused code stores nothing and replies with its spoken error.
+        Raises ``StorageError`` when the database cannot be written.
+        """
+        try:
+            code = parse(dialed)
+            if isinstance(code, SetReferral | ClearReferral) and code.extension is not None:
+                # Another person's phone needs that person's PIN: not offered yet.
+                raise CodeError(Problem.WRONG_PIN, "codes for another extension are not enabled")
+            if extension not in self.staff:
+                raise CodeError(Problem.UNKNOWN_EXTENSION, f"{extension} is not in the directory")
+            if isinstance(code, SetReferral):
+                return await self._set(extension, code, now)
+            if isinstance(code, ClearReferral):
+                return await self._clear(extension, now)
+            assert isinstance(code, ListenVoicemail)
+            raise CodeError(Problem.MALFORMED, "voicemail listening is not offered yet")
+        except CodeError as exc:
+            log.info("dial code %r from %s refused: %s", dialed, extension, exc)
+            return CodeReply(
+                [f"code-error-{exc.problem.value}"], f"[R2] code {dialed!r} refused: {exc}", False
+            )
+
+    async def _set(self, extension: str, code: SetReferral, now: datetime) -> CodeReply:
+        if code.reason not in self.reasons:
+            known = ", ".join(str(c) for c in sorted(self.reasons))
+            raise CodeError(Problem.UNKNOWN_REASON, f"no reason {code.reason} (known: {known})")
+        back = return_time(code, now, self.calendar)
+        referral = await self.store.set(extension, code.reason, now, back, extension, Source.PHONE)
+        local_now = now.astimezone(self.calendar.tz)
+        prompts = [
+            "code-referred",
+            f"name-{extension}",
+            f"reason-{referral.reason}",
+            "and-back",
+            *when_back(local_now, back),
+        ]
+        reason = self.reasons[code.reason].name
+        return CodeReply(prompts, f"[R2] referral set: {reason} until {back.isoformat()}", True)
+
+    async def _clear(self, extension: str, now: datetime) -> CodeReply:
+        cleared = await self.store.clear(extension, now)
+        if cleared is None:
+            return CodeReply(["code-nothing-to-clear"], "[R4] no referral to clear", True)
+        return CodeReply(["code-cleared"], "[R4] referral cleared: the phone is open", True)
+
+    async def greeting(self, extension: str, now: datetime) -> tuple[Referral | None, list[str]]:
+        """The referral in force for ``extension`` and what its callers hear first (R5)."""
+        referral = await self.store.in_force(extension, now)
+        return referral, announcement(extension, referral, now, self.calendar)
+
+    async def colleague(self, extension: str, now: datetime) -> str | None:
+        """The first colleague in the person's unit, in directory order, with no referral
+        in force (A5, R5); None if there is none."""
+        person = self.staff.get(extension)
+        if person is None:
+            return None
+        for member in self.settings.unit_members(person.unit):
+            if (
+                member.extension != extension
+                and await self.store.in_force(member.extension, now) is None
+            ):
+                return member.extension
+        return None
+
+    async def message_left(
+        self,
+        extension: str,
+        caller: str,
+        call_id: str,
+        left_at: datetime,
+        duration_s: float,
+        recording: str,
+    ) -> Message:
+        """Put a new message in the callback ledger; its deadline is ``left_at`` plus 2
+        working days on the H2 calendar (V2). Raises ``StorageError``."""
+        message = Message(
+            id=call_id,
+            extension=extension,
+            caller=caller,
+            call_id=call_id,
+            left_at=left_at,
+            duration_s=round(duration_s, 1),
+            recording=recording,
+            deadline_at=self.calendar.add_working_days(left_at, 2),
+        )
+        await self.messages.add(message)
+        log.info("message %s for %s, call back by %s", message.id, extension, message.deadline_at)
+        return message
