@@ -5,9 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -23,6 +24,8 @@ from vvk_pbx.domain.calendar import (
     UnsupportedYearError,
 )
 from vvk_pbx.domain.calls import Leg
+
+T = TypeVar("T")
 
 app = typer.Typer(
     help="vvk-pbx: the switchboard (växel) and referral (hänvisning) system on Asterisk.",
@@ -273,31 +276,40 @@ CALL_FIELDS = (
 LEG_FIELDS = tuple(f.name for f in dataclasses.fields(Leg))
 
 
-def _calls(
-    database: str | None, since: str | None, until: str | None, settings: Settings
-) -> tuple[list[Any], dict[str, list[Any]]]:
-    """The calls that arrived in the period, oldest first, and their legs by call id."""
+def _with_store(database: str | None, command: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(call_log)`` on the database (the call log's URL, which holds every table);
+    a storage error is printed as ``vvk-pbx COMMAND: reason`` and exits 1."""
     import asyncio
 
     from vvk_pbx.asterisk.local import Layout
     from vvk_pbx.storage.calllog import CallLog, StorageError, default_url
 
-    start = parse_instant(since, settings) if since else None
-    end = parse_instant(until, settings) if until else None
-
-    async def fetch() -> tuple[list[Any], dict[str, list[Any]]]:
+    async def run() -> T:
         store = await CallLog.open(database or default_url(Layout.default().state))
         try:
-            records = await store.list_calls(start, end)
-            return records, await store.legs_by_call([r.id for r in records])
+            return await work(store)
         finally:
             await store.close()
 
     try:
-        return asyncio.run(fetch())
+        return asyncio.run(run())
     except StorageError as exc:
-        err.print(f"vvk-pbx calls: {exc}", markup=False)
+        err.print(f"vvk-pbx {command}: {exc}", markup=False)
         raise typer.Exit(1) from None
+
+
+def _calls(
+    database: str | None, since: str | None, until: str | None, settings: Settings
+) -> tuple[list[Any], dict[str, list[Any]]]:
+    """The calls that arrived in the period, oldest first, and their legs by call id."""
+    start = parse_instant(since, settings) if since else None
+    end = parse_instant(until, settings) if until else None
+
+    async def fetch(store: Any) -> tuple[list[Any], dict[str, list[Any]]]:
+        records = await store.list_calls(start, end)
+        return records, await store.legs_by_call([r.id for r in records])
+
+    return _with_store(database, "calls", fetch)
 
 
 def _plain(value: Any) -> Any:
@@ -441,6 +453,184 @@ def bench(
         with markdown_file.open("a", encoding="utf-8") as handle:
             handle.write("\n" + markdown(runs, description, started))
         out.print(f"results appended to {markdown_file}", markup=False)
+
+
+referrals_app = typer.Typer(help="Referrals (hänvisningar, R1-R6).", no_args_is_help=True)
+app.add_typer(referrals_app, name="referrals")
+
+
+def _referral_json(referral: Any, settings: Settings) -> dict[str, Any]:
+    reasons = {r.code: r for r in settings.referral_reasons}
+    reason = reasons.get(referral.reason)
+    return {
+        "id": referral.id,
+        "extension": referral.extension,
+        "reason": referral.reason,
+        "reason_name": reason.name if reason else None,
+        "phrase": reason.phrase if reason else None,
+        "start": referral.start.astimezone(settings.site.tz).isoformat(),
+        "end": referral.end.astimezone(settings.site.tz).isoformat(),
+        "note": referral.note,
+        "set_by": referral.set_by,
+        "source": referral.source.value,
+        "cleared_at": None
+        if referral.cleared_at is None
+        else referral.cleared_at.astimezone(settings.site.tz).isoformat(),
+    }
+
+
+@referrals_app.command("list")
+def referrals_list(
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+    at: Annotated[str | None, typer.Option(help="At this time instead of now.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Every referral in force now (or --at), by extension: what the operator sees (R6)."""
+    from vvk_pbx.storage.referrals import ReferralStore
+
+    settings = _load_or_exit(config)
+    when = parse_instant(at, settings) if at else _now(settings)
+
+    async def fetch(store: Any) -> dict[str, Any]:
+        found: dict[str, Any] = await ReferralStore(store.engine).all_in_force(when)
+        return found
+
+    found = _with_store(database, "referrals", fetch)
+    rows = [_referral_json(found[ext], settings) for ext in sorted(found)]
+    if as_json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    names = dict(settings.extensions())
+    table = Table(title=f"Hänvisningar ({len(rows)})")
+    for column in ("Ankn", "Namn", "Orsak", "Tillbaka", "Anteckning"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            row["extension"],
+            names.get(row["extension"], ""),
+            row["phrase"] or str(row["reason"]),
+            row["end"][:16].replace("T", " "),
+            row["note"] or "",
+        )
+    out.print(table)
+
+
+@referrals_app.command("set")
+def referrals_set(
+    extension: Annotated[str, typer.Argument(help="The person's extension.")],
+    reason: Annotated[int, typer.Option(help="Reason code from [[referral_reasons]].")],
+    until: Annotated[str, typer.Option(help="Return time, e.g. 2026-12-07T09:00.")],
+    start: Annotated[str | None, typer.Option("--from", help="Start (default: now).")] = None,
+    note: Annotated[str | None, typer.Option(help="A note for the operators.")] = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Refer a person's phone from the command line (R2, R3: a start in the future waits)."""
+    from vvk_pbx.domain.referral import Source
+    from vvk_pbx.storage.referrals import ReferralStore
+
+    settings = _load_or_exit(config)
+    staff = {p.extension for p in settings.staff}
+    if extension not in staff:
+        raise typer.BadParameter(f"{extension} is not a staff extension", param_hint="EXTENSION")
+    if reason not in {r.code for r in settings.referral_reasons}:
+        raise typer.BadParameter(f"no reason code {reason}", param_hint="--reason")
+    begin = parse_instant(start, settings) if start else _now(settings)
+    end = parse_instant(until, settings)
+    if end <= begin:
+        raise typer.BadParameter("the return time must be after the start", param_hint="--until")
+    if note is not None and len(note) > 200:
+        raise typer.BadParameter("at most 200 characters", param_hint="--note")
+
+    async def store_it(store: Any) -> Any:
+        return await ReferralStore(store.engine).set(
+            extension, reason, begin, end, "cli", Source.CLI, note
+        )
+
+    referral = _with_store(database, "referrals", store_it)
+    out.print_json(json.dumps(_referral_json(referral, settings), ensure_ascii=False))
+
+
+@referrals_app.command("clear")
+def referrals_clear(
+    extension: Annotated[str, typer.Argument(help="The person's extension.")],
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Open a person's phone again (R4). Exit 0 also when there was nothing to clear."""
+    from vvk_pbx.storage.referrals import ReferralStore
+
+    settings = _load_or_exit(config)
+    now = _now(settings)
+
+    async def clear(store: Any) -> Any:
+        return await ReferralStore(store.engine).clear(extension, now)
+
+    cleared = _with_store(database, "referrals", clear)
+    _log(f"{extension}: referral cleared" if cleared else f"{extension}: no referral in force")
+
+
+@app.command("callbacks")
+def callbacks(
+    overdue: Annotated[
+        bool, typer.Option("--overdue", help="Only those past their deadline.")
+    ] = False,
+    unit: Annotated[str | None, typer.Option(help="Only this unit's staff (a unit id).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """The callback ledger (V2): voicemail messages, their deadline (2 working days) and status."""
+    from vvk_pbx.storage.voicemail import MessageStore
+
+    settings = _load_or_exit(config)
+    units = {u.id for u in settings.units}
+    if unit is not None and unit not in units:
+        raise typer.BadParameter(
+            f"no unit {unit!r} (units: {', '.join(sorted(units))})", param_hint="--unit"
+        )
+    extensions = [p.extension for p in settings.unit_members(unit)] if unit else None
+    now = _now(settings)
+
+    async def fetch(store: Any) -> list[Any]:
+        found: list[Any] = await MessageStore(store.engine).ledger(extensions)
+        return found
+
+    messages = [
+        m for m in _with_store(database, "callbacks", fetch) if not overdue or m.overdue(now)
+    ]
+    tz = settings.site.tz
+    rows = [
+        {
+            "id": m.id,
+            "extension": m.extension,
+            "caller": m.caller,
+            "left_at": m.left_at.astimezone(tz).isoformat(),
+            "duration_s": m.duration_s,
+            "deadline": m.deadline_at.astimezone(tz).isoformat(),
+            "status": m.status.value,
+            "overdue": m.overdue(now),
+            "recording": m.recording,
+        }
+        for m in messages
+    ]
+    if as_json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    names = dict(settings.extensions())
+    table = Table(title=f"Återringningar ({len(rows)})")
+    for column in ("Till", "Från", "Lämnat", "Senast", "Status"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            f"{row['extension']} {names.get(row['extension'], '')}",
+            row["caller"],
+            row["left_at"][:16].replace("T", " "),
+            row["deadline"][:16].replace("T", " "),
+            ("FÖRSENAD " if row["overdue"] else "") + row["status"],
+        )
+    out.print(table)
 
 
 asterisk_app = typer.Typer(

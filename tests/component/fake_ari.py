@@ -33,6 +33,7 @@ class FakeAri:
     gone: set[str] = field(default_factory=set)
     fail: dict[str, int] = field(default_factory=dict)  # path -> error status
     channels: list[dict[str, Any]] = field(default_factory=list)
+    channel_states: dict[str, str] = field(default_factory=dict)  # GET channels/{id}
     delay_s: float = 0.0
     connections: int = 0
     _requests: list[Request] = field(default_factory=list)
@@ -124,6 +125,9 @@ class FakeAri:
             return web.json_response({"message": "Channel not found"}, status=404)
         if request.method == "GET" and path == "channels":
             return web.json_response(self.channels)
+        if request.method == "GET" and len(parts) == 2 and parts[0] == "channels":
+            state = self.channel_states.get(parts[1], "Ring")
+            return web.json_response({"id": parts[1], "name": "PJSIP/x", "state": state})
         if request.method == "POST" and path == "channels/create":
             q = request.query
             return web.json_response(

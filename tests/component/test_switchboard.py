@@ -842,3 +842,17 @@ async def test_zero_takes_the_caller_to_the_switchboard_when_open(open_: Rig) ->
     await open_.event(stasis("p5", OPEN, "inbound", "0123191101"))
     await open_.event(dtmf("p5", "0"))
     assert created(open_) == ["p5:op1", "p5:op2"]
+
+
+@pytest.mark.parametrize(("state", "connected"), [("Up", True), ("Ring", False)])
+async def test_an_answer_that_fails_matters_only_if_the_caller_is_still_unanswered(
+    open_: Rig, state: str, connected: bool
+) -> None:
+    open_.fake.fail["channels/a1/answer"] = 500
+    open_.fake.channel_states["a1"] = state
+    await open_.event(stasis("a1", OPEN, "inbound", "012319100"))
+    await open_.event(dial("a1:op1", "ANSWER", OPEN + timedelta(seconds=2)))
+    went_to_fallback = any(r.path == "channels/a1/continue" for r in open_.fake.requests("POST"))
+    assert went_to_fallback is not connected
+    if connected:
+        assert open_.board.calls["a1"].connected_leg == "a1:op1"

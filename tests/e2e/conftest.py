@@ -9,19 +9,22 @@ by waiting for an hour.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import shutil
 import signal
+import subprocess
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.conftest import ROOT, SAMPLE_CONFIG
-from tests.e2e.harness import DnsSink, Observer, Pbx, make_dtmf_pcaps
+from tests.e2e.harness import VVK, Controller, DnsSink, Observer, Pbx, make_dtmf_pcaps
 from vvk_pbx.asterisk import local
 from vvk_pbx.config import Settings, load
 from vvk_pbx.config.model import Overrides
@@ -109,3 +112,81 @@ async def observer(pbx: Pbx) -> AsyncIterator[Observer]:
         yield obs
     finally:
         await obs.stop()
+
+
+@pytest.fixture
+async def controller(pbx_env: PbxEnv, tmp_path: Path) -> AsyncIterator[Controller]:
+    """Start `vvk-pbx run` with a shifted clock and (optionally) a short ring cadence."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    async def start(
+        clock: str,
+        tone_ms: int = 1000,
+        pause_ms: int = 5000,
+        edits: tuple[tuple[str, str], ...] = (),
+    ) -> tuple[subprocess.Popen[bytes], str]:
+        text = SAMPLE_CONFIG.read_text(encoding="utf-8")
+        for old, new in (
+            ("tone_ms = 1000", f"tone_ms = {tone_ms}"),
+            ("pause_ms = 5000", f"pause_ms = {pause_ms}"),
+            *edits,
+        ):
+            assert old in text, old
+            text = text.replace(old, new, 1)
+        config = tmp_path / "site.toml"
+        config.write_text(text, encoding="utf-8")
+        database = f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"
+        log = (tmp_path / "controller.log").open("ab")
+        process = subprocess.Popen(
+            [
+                VVK,
+                "run",
+                "--config",
+                str(config),
+                "--clock",
+                clock,
+                "--health-port",
+                "18089",
+                "--database",
+                database,
+            ],
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        started.append(process)
+        await wait_healthy(process, tmp_path / "controller.log")
+        return process, database
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+
+
+async def wait_healthy(
+    process: subprocess.Popen[bytes], log: Path, timeout: float = 20
+) -> dict[str, object]:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while True:
+            assert process.poll() is None, (
+                f"vvk-pbx run exited: {log.read_text(errors='replace')[-2000:]}"
+            )
+            try:
+                async with session.get("http://127.0.0.1:18089/health") as response:
+                    body: dict[str, object] = await response.json()
+                    if response.status == 200 and body["ari_connected"]:
+                        return body
+            except aiohttp.ClientError:
+                pass
+            assert loop.time() < deadline, (
+                f"controller not healthy: {log.read_text(errors='replace')[-2000:]}"
+            )
+            await asyncio.sleep(0.1)

@@ -24,9 +24,11 @@ import itertools
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -468,3 +470,37 @@ async def start_carrier(pbx: Pbx, *, ring_ms: int = 500) -> Sipp:
             "-1",
         ],
     )
+
+
+# ----------------------------------------------------------------------------- the controller
+
+VVK = str(Path(sys.executable).parent / "vvk-pbx")
+CLOSED_AT = "2026-12-25T10:00:00"  # Christmas Day: closed; opens again Monday 2026-12-28 08:00
+OPEN_AT = "2026-11-30T10:00:00"  # a Monday morning
+
+Controller = Callable[..., Awaitable[tuple[subprocess.Popen[bytes], str]]]
+
+
+def played(observer: Observer, channel_id: str) -> list[str]:
+    """Media URIs started on a channel, in order: Asterisk emits PlaybackStarted for each
+    media URI of a playback in turn (PlaybackContinuing repeats the one that ended)."""
+    return [
+        e["playback"]["media_uri"]
+        for e in observer.matching(
+            lambda e: (
+                e.get("type") == "PlaybackStarted"
+                and e["playback"].get("target_uri") == f"channel:{channel_id}"
+            )
+        )
+    ]
+
+
+async def entered_stasis(observer: Observer, caller_number: str, what: str) -> str:
+    """The channel id of the call from ``caller_number`` once it tries our Stasis app."""
+    entry = await observer.wait_for(
+        lambda e: dialplan_app(e, "Stasis") and e["channel"]["caller"]["number"] == caller_number,
+        10,
+        what,
+    )
+    channel_id: str = entry["channel"]["id"]
+    return channel_id

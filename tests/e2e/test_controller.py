@@ -4,114 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
-import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 
 import aiohttp
 import pytest
 
 from tests.conftest import ROOT, SAMPLE_CONFIG
-from tests.e2e.conftest import PbxEnv
 from tests.e2e.harness import (
+    CLOSED_AT,
+    OPEN_AT,
+    VVK,
+    Controller,
     Observer,
     Pbx,
     dial,
     dialplan_app,
+    entered_stasis,
     place_call,
+    played,
     start_carrier,
     start_phone,
     start_transferring_phone,
 )
 
-VVK = str(Path(sys.executable).parent / "vvk-pbx")
 SWITCHBOARD = "012319100"
-CLOSED_AT = "2026-12-25T10:00:00"  # Christmas Day: closed; opens again Monday 2026-12-28 08:00
-OPEN_AT = "2026-11-30T10:00:00"  # a Monday morning
-
-Controller = Callable[..., Awaitable[tuple[subprocess.Popen[bytes], str]]]
-
-
-@pytest.fixture
-async def controller(pbx_env: PbxEnv, tmp_path: Path) -> AsyncIterator[Controller]:
-    """Start `vvk-pbx run` with a shifted clock and (optionally) a short ring cadence."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    async def start(
-        clock: str,
-        tone_ms: int = 1000,
-        pause_ms: int = 5000,
-        edits: tuple[tuple[str, str], ...] = (),
-    ) -> tuple[subprocess.Popen[bytes], str]:
-        text = SAMPLE_CONFIG.read_text(encoding="utf-8")
-        for old, new in (
-            ("tone_ms = 1000", f"tone_ms = {tone_ms}"),
-            ("pause_ms = 5000", f"pause_ms = {pause_ms}"),
-            *edits,
-        ):
-            assert old in text, old
-            text = text.replace(old, new, 1)
-        config = tmp_path / "site.toml"
-        config.write_text(text, encoding="utf-8")
-        database = f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"
-        log = (tmp_path / "controller.log").open("ab")
-        process = subprocess.Popen(
-            [
-                VVK,
-                "run",
-                "--config",
-                str(config),
-                "--clock",
-                clock,
-                "--health-port",
-                "18089",
-                "--database",
-                database,
-            ],
-            cwd=ROOT,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )
-        started.append(process)
-        await wait_healthy(process, tmp_path / "controller.log")
-        return process, database
-
-    yield start
-    for process in started:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-
-
-async def wait_healthy(
-    process: subprocess.Popen[bytes], log: Path, timeout: float = 20
-) -> dict[str, object]:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    async with aiohttp.ClientSession() as session:
-        while True:
-            assert process.poll() is None, (
-                f"vvk-pbx run exited: {log.read_text(errors='replace')[-2000:]}"
-            )
-            try:
-                async with session.get("http://127.0.0.1:18089/health") as response:
-                    body: dict[str, object] = await response.json()
-                    if response.status == 200 and body["ari_connected"]:
-                        return body
-            except aiohttp.ClientError:
-                pass
-            assert loop.time() < deadline, (
-                f"controller not healthy: {log.read_text(errors='replace')[-2000:]}"
-            )
-            await asyncio.sleep(0.1)
 
 
 def calls_json(database: str) -> list[dict[str, object]]:
@@ -124,20 +42,6 @@ def calls_json(database: str) -> list[dict[str, object]]:
     ).stdout
     result: list[dict[str, object]] = json.loads(out)
     return result
-
-
-def played(observer: Observer, channel_id: str) -> list[str]:
-    """Media URIs started on a channel, in order: Asterisk emits PlaybackStarted for each
-    media URI of a playback in turn (PlaybackContinuing repeats the one that ended)."""
-    return [
-        e["playback"]["media_uri"]
-        for e in observer.matching(
-            lambda e: (
-                e.get("type") == "PlaybackStarted"
-                and e["playback"].get("target_uri") == f"channel:{channel_id}"
-            )
-        )
-    ]
 
 
 async def _wait_calls(
@@ -277,23 +181,12 @@ async def test_operator_answer_is_logged_with_rings_and_goal(
         await silent.stop()
 
 
-async def _entered_stasis(observer: Observer, caller_number: str, what: str) -> str:
-    """The channel id of the call from ``caller_number`` once it tries our Stasis app."""
-    entry = await observer.wait_for(
-        lambda e: dialplan_app(e, "Stasis") and e["channel"]["caller"]["number"] == caller_number,
-        10,
-        what,
-    )
-    channel_id: str = entry["channel"]["id"]
-    return channel_id
-
-
 async def test_a_killed_controller_leaves_calls_to_the_fallback_and_recovers(
     pbx: Pbx, observer: Observer, controller: Controller
 ) -> None:
     process, database = await controller(CLOSED_AT)
     first = await place_call(pbx, SWITCHBOARD, caller_number="0700000001", hold_ms=-1)
-    first_id = await _entered_stasis(observer, "0700000001", "the first call in Stasis")
+    first_id = await entered_stasis(observer, "0700000001", "the first call in Stasis")
     await observer.wait_for(
         lambda e: (
             e.get("type") == "PlaybackStarted"
@@ -307,7 +200,7 @@ async def test_a_killed_controller_leaves_calls_to_the_fallback_and_recovers(
 
     # While it is down, a new call takes the dialplan fallback at once.
     second = await place_call(pbx, SWITCHBOARD, caller_number="0700000002", hold_ms=1500)
-    second_id = await _entered_stasis(observer, "0700000002", "the second call trying Stasis")
+    second_id = await entered_stasis(observer, "0700000002", "the second call trying Stasis")
     await observer.wait_for(
         lambda e: (
             e.get("type") == "ChannelVarset"
@@ -335,7 +228,7 @@ async def test_a_killed_controller_leaves_calls_to_the_fallback_and_recovers(
         "the orphaned first call handed to the fallback",
     )
     third = await place_call(pbx, SWITCHBOARD, caller_number="0700000003", hold_ms=2000)
-    third_id = await _entered_stasis(observer, "0700000003", "the third call in Stasis")
+    third_id = await entered_stasis(observer, "0700000003", "the third call in Stasis")
     await observer.wait_for(
         lambda e: (
             e.get("type") == "PlaybackStarted"
@@ -379,11 +272,11 @@ async def test_one_busy_operator_takes_the_external_caller_before_the_internal_o
     try:
         # The operator takes a first call and talks for 3 s.
         first = await place_call(pbx, SWITCHBOARD, caller_number="0700000011", hold_ms=3000)
-        first_id = await _entered_stasis(observer, "0700000011", "the first call")
+        first_id = await entered_stasis(observer, "0700000011", "the first call")
         await observer.wait_for(dial("PJSIP/1001-", "ANSWER"), 10, "the operator answering")
         # Meanwhile an internal call waits, then an external one.
         internal = await place_call(pbx, "9", from_extension="1101", hold_ms=14000)
-        internal_id = await _entered_stasis(observer, "1101", "the internal call")
+        internal_id = await entered_stasis(observer, "1101", "the internal call")
         await observer.wait_for(
             lambda e: (
                 e.get("type") == "PlaybackStarted"
@@ -393,7 +286,7 @@ async def test_one_busy_operator_takes_the_external_caller_before_the_internal_o
             "the internal caller hearing the welcome",
         )
         external = await place_call(pbx, SWITCHBOARD, caller_number="0700000012", hold_ms=8000)
-        external_id = await _entered_stasis(observer, "0700000012", "the external call")
+        external_id = await entered_stasis(observer, "0700000012", "the external call")
         await observer.wait_for(
             lambda e: (
                 e.get("type") == "Dial"
@@ -448,7 +341,7 @@ async def test_a_call_nobody_answers_overflows_to_the_unit(
     colleague = await start_phone(pbx, "1102", ring_ms=500)
     try:
         call = await place_call(pbx, SWITCHBOARD, caller_number="0700000021", hold_ms=1000)
-        caller = await _entered_stasis(observer, "0700000021", "the call")
+        caller = await entered_stasis(observer, "0700000021", "the call")
         await observer.wait_for(dial("PJSIP/1001-", "RINGING"), 10, "the operator ringing")
         answered = await observer.wait_for(
             dial("PJSIP/1102-", "ANSWER"), 20, "the overflow group's 1102 answering"
@@ -496,7 +389,7 @@ async def test_an_operator_transfers_the_caller_from_the_phone(
     colleague = await start_phone(pbx, "1201", ring_ms=700)
     try:
         call = await place_call(pbx, SWITCHBOARD, caller_number="0700000031", hold_ms=5000)
-        caller = await _entered_stasis(observer, "0700000031", "the call")
+        caller = await entered_stasis(observer, "0700000031", "the call")
         answered = await observer.wait_for(
             dial("PJSIP/1201-", "ANSWER"), 15, "1201 answering the transferred call"
         )
@@ -534,7 +427,7 @@ async def test_an_operator_transfers_the_caller_through_the_api(
     colleague = await start_phone(pbx, "1302", ring_ms=500)
     try:
         call = await place_call(pbx, SWITCHBOARD, caller_number="0700000032", hold_ms=5000)
-        caller = await _entered_stasis(observer, "0700000032", "the call")
+        caller = await entered_stasis(observer, "0700000032", "the call")
         await observer.wait_for(dial("PJSIP/1001-", "ANSWER"), 10, "the operator answering")
         async with aiohttp.ClientSession() as session:
             url = f"http://127.0.0.1:18089/calls/{caller}/transfer"

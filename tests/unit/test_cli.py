@@ -221,3 +221,51 @@ def test_sounds_build_without_a_local_asterisk_says_what_to_do(
     result = runner.invoke(app, ["sounds", "build"])
     assert result.exit_code == 1
     assert "there is no local Asterisk yet" in result.output
+
+
+def test_referrals_from_the_command_line(tmp_path: Path) -> None:
+    db = ["--database", f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"]
+    result = runner.invoke(
+        app,
+        ["referrals", "set", "1101", "--reason", "4", "--from", "2026-12-21T00:00",
+         "--until", "2027-01-04T08:00", "--note", "Semester", *db],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["source"] == "cli"
+    result = runner.invoke(app, ["referrals", "list", "--at", "2026-12-22T10:00", "--json", *db])
+    [row] = json.loads(result.stdout)
+    assert (row["extension"], row["phrase"], row["end"]) == (
+        "1101",
+        "har semester",
+        "2027-01-04T08:00:00+01:00",
+    )
+    result = runner.invoke(app, ["referrals", "list", "--at", "2026-12-20T10:00", "--json", *db])
+    assert json.loads(result.stdout) == [], "a future referral waits its turn (R3)"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["1999", "--reason", "2", "--until", "2026-12-01T10:00"], "1999 is not a staff extension"),
+        (["1101", "--reason", "42", "--until", "2026-12-01T10:00"], "no reason code 42"),
+        (
+            ["1101", "--reason", "2", "--from", "2026-12-01T10:00", "--until", "2026-12-01T09:00"],
+            "the return time must be after the start",
+        ),
+    ],
+)
+def test_bad_referrals_are_refused_and_nothing_is_stored(
+    tmp_path: Path, args: list[str], message: str
+) -> None:
+    db = ["--database", f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"]
+    result = runner.invoke(app, ["referrals", "set", *args, *db])
+    assert result.exit_code == 2
+    assert message in result.output
+
+
+def test_the_callback_ledger_command(tmp_path: Path) -> None:
+    db = ["--database", f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"]
+    result = runner.invoke(app, ["callbacks", "--json", *db])
+    assert result.exit_code == 0 and json.loads(result.stdout) == []
+    result = runner.invoke(app, ["callbacks", "--unit", "nope", *db])
+    assert result.exit_code == 2 and "no unit 'nope'" in result.output

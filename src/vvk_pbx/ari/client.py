@@ -123,13 +123,13 @@ class AriClient:
     async def list_channels(self) -> list[Channel]:
         return [Channel.parse(c) for c in await self.request("GET", "channels")]
 
-    async def exists(self, channel_id: str) -> bool:
-        """Whether the channel still exists (``GET /channels/{id}``)."""
+    async def channel_state(self, channel_id: str) -> str | None:
+        """The channel's state ("Ring", "Up", ...), or None if it is gone (``GET /channels/{id}``)."""
         try:
-            await self.request("GET", f"channels/{channel_id}")
+            raw = await self.request("GET", f"channels/{channel_id}")
         except AriNotFoundError:
-            return False
-        return True
+            return None
+        return Channel.parse(raw).state if isinstance(raw, dict) else ""
 
     async def answer(self, channel_id: str) -> None:
         await self.request("POST", f"channels/{channel_id}/answer")

@@ -359,6 +359,7 @@ def up(
     for directory in paths.runtime_dirs():
         shutil.rmtree(layout.inside(directory), ignore_errors=True)
         layout.inside(directory).mkdir(parents=True)
+    layout.inside(paths.recordings).mkdir(parents=True, exist_ok=True)
     # astkeydir: Asterisk logs an error at every start without it.
     layout.inside("/var/lib/asterisk/keys").mkdir(parents=True, exist_ok=True)
     stdout = layout.inside(paths.log) / "stdout.log"

@@ -37,9 +37,18 @@ class ChrootPaths:
     def asterisk_conf(self) -> str:
         return f"{self.etc}/asterisk.conf"
 
+    @property
+    def recordings(self) -> str:
+        """Where ARI keeps stored recordings (``<astspooldir>/recording``): voicemail (V1)."""
+        return f"{self.spool}/recording"
+
     def runtime_dirs(self) -> tuple[str, ...]:
-        """Directories emptied at every start, so each run starts clean."""
-        return (self.db, self.spool, self.run, self.log, self.cache)
+        """Directories emptied at every start, so each run starts clean.
+
+        The spool is not among them: it holds the voicemail recordings, which
+        must outlive a restart (V1). Only its outgoing-call queue is emptied.
+        """
+        return (self.db, f"{self.spool}/outgoing", self.run, self.log, self.cache)
 
 
 def render_config(

@@ -75,7 +75,7 @@ class AriPort(Protocol):
     """What the controller needs from ARI (``vvk_pbx.ari.client.AriClient`` implements it)."""
 
     async def answer(self, channel_id: str) -> None: ...
-    async def exists(self, channel_id: str) -> bool: ...
+    async def channel_state(self, channel_id: str) -> str | None: ...
     async def hangup(self, channel_id: str, reason: str = "normal") -> None: ...
     async def play(
         self, channel_id: str, media: Sequence[str], playback_id: str | None = None
@@ -852,11 +852,14 @@ class Switchboard:
             try:
                 await self.ari.answer(call.id)
             except AriHttpError as exc:
-                # A caller who hung up as the phone answered: its StasisEnd ends the call.
-                if await self.ari.exists(call.id):
+                # Under load the caller can be up already (or leaving) when our
+                # answer arrives: only a caller still unanswered is a failure.
+                state = await self.ari.channel_state(call.id)
+                if state not in (None, "Up"):
                     raise
-                log.info("call %s: the caller left as %s answered (%s)", call.id, who, exc)
-                return
+                log.info("call %s: answer as %s answered: %s (caller %s)", call.id, who, exc, state)
+                if state is None:
+                    return  # gone: its StasisEnd ends the call
             call.answered = True
         for other in call.legs:
             if other != leg_id and call.legs[other].ended_at is None:

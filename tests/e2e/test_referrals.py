@@ -1,0 +1,178 @@
+"""Referrals on real Asterisk (issue 5): staff codes, what callers hear, colleague, voicemail."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+from datetime import datetime
+
+from tests.conftest import ROOT, SAMPLE_CONFIG
+from tests.e2e.conftest import PbxEnv
+from tests.e2e.harness import (
+    OPEN_AT,
+    VVK,
+    Controller,
+    Observer,
+    Pbx,
+    dial,
+    dialplan_app,
+    entered_stasis,
+    place_call,
+    played,
+    start_phone,
+)
+from vvk_pbx.asterisk import local
+from vvk_pbx.config import load
+from vvk_pbx.domain.calendar import Calendar
+
+DIRECT_1101 = "0123191101"
+READ_BACK = [
+    "sound:vvk/code-referred",
+    "sound:vvk/name-1101",
+    "sound:vvk/reason-2",
+    "sound:vvk/and-back",
+    "sound:vvk/today",
+    "sound:vvk/at-clock",
+    "sound:vvk/num-14",
+    "sound:vvk/num-30",
+]
+
+
+def vvk_json(database: str, *args: str) -> list[dict[str, object]]:
+    out = subprocess.run(
+        [VVK, *args, "--json", "--database", database, "--config", str(SAMPLE_CONFIG)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+    result: list[dict[str, object]] = json.loads(out)
+    return result
+
+
+async def dial_code(pbx: Pbx, observer: Observer, code: str, hold_ms: int) -> str:
+    """1101 dials a staff code; returns its channel id once it entered Stasis."""
+    call = await place_call(pbx, code, from_extension="1101", hold_ms=hold_ms)
+    entry = await observer.wait_for(
+        lambda e: (
+            dialplan_app(e, "Stasis")
+            and e["channel"]["caller"]["number"] == "1101"
+            and e["dialplan_app_data"] == f"vvk-pbx,feature,{code}"
+        ),
+        10,
+        f"1101 dialing {code}",
+    )
+    await call.wait(30)
+    channel_id: str = entry["channel"]["id"]
+    return channel_id
+
+
+async def test_a_staff_code_is_stored_and_read_back_and_clearing_opens_the_phone(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    _, database = await controller(OPEN_AT)  # Monday 10:00: 14:30 is today
+    channel = await dial_code(pbx, observer, "*23*2*1430#", hold_ms=9000)
+    assert played(observer, channel)[: len(READ_BACK)] == READ_BACK
+    [referral] = vvk_json(database, "referrals", "list", "--at", "2026-11-30T11:00")
+    assert (referral["extension"], referral["reason"]) == ("1101", 2)
+    assert str(referral["end"]).startswith("2026-11-30T14:30")
+
+    # A caller to 1101 hears the referral; 1 reaches a colleague of the unit.
+    colleague = await start_phone(pbx, "1102", ring_ms=400)
+    try:
+        call = await place_call(
+            pbx, DIRECT_1101, caller_number="0700000041", hold_ms=20000, dtmf=[("1", 9000)]
+        )
+        caller = await entered_stasis(observer, "0700000041", "the call to 1101")
+        await observer.wait_for(dial("PJSIP/1102-", "ANSWER"), 20, "colleague 1102 answering")
+        media = played(observer, caller)
+        assert media[:8] == [
+            "sound:vvk/name-1101",
+            "sound:vvk/reason-2",
+            "sound:vvk/and-back",
+            "sound:vvk/today",
+            "sound:vvk/at-clock",
+            "sound:vvk/num-14",
+            "sound:vvk/num-30",
+            "sound:vvk/referral-menu",
+        ], media
+        assert not observer.matching(dial("PJSIP/1101-", "RINGING")), "1101 never rang"
+        await call.stop()
+    finally:
+        await colleague.stop()
+
+    # 1101 comes back early: #23# opens the phone, and the next caller rings it.
+    channel = await dial_code(pbx, observer, "#23#", hold_ms=5000)
+    assert played(observer, channel)[:1] == ["sound:vvk/code-cleared"]
+    phone = await start_phone(pbx, "1101", ring_ms=300)
+    try:
+        await place_call(pbx, DIRECT_1101, caller_number="0700000042", hold_ms=1000)
+        await observer.wait_for(dial("PJSIP/1101-", "ANSWER"), 15, "1101's own phone answering")
+    finally:
+        await phone.stop()
+
+
+async def test_a_caller_leaves_a_message_and_it_enters_the_ledger(
+    pbx: Pbx, observer: Observer, controller: Controller, pbx_env: PbxEnv
+) -> None:
+    # Messages of at most 6 s: the test caller sends no audio for silence to end.
+    _, database = await controller(
+        OPEN_AT, edits=(("[queue]", "[voicemail]\nmax_s = 10\nsilence_s = 3\n\n[queue]"),)
+    )
+    await dial_code(pbx, observer, "*23*2*1430#", hold_ms=9000)
+    # 2 during the menu: the prompt, the beep, the message; then the controller
+    # thanks the caller and hangs up.
+    call = await place_call(
+        pbx, DIRECT_1101, caller_number="0700000043", hold_ms=-1, dtmf=[("2", 9000)]
+    )
+    caller = await entered_stasis(observer, "0700000043", "the call to 1101")
+    started = await observer.wait_for(
+        lambda e: (
+            e.get("type") == "RecordingStarted"
+            and e["recording"]["target_uri"] == f"channel:{caller}"
+        ),
+        25,
+        "the recording starting",
+    )
+    assert started["recording"]["name"] == f"vm-1101-{caller}"
+    assert await call.wait(40) == 0
+    ledger = []
+    for _ in range(50):
+        ledger = vvk_json(database, "callbacks")
+        if ledger:
+            break
+        await asyncio.sleep(0.2)
+    [message] = ledger
+    assert (message["extension"], message["caller"], message["status"]) == (
+        "1101",
+        "0700000043",
+        "new",
+    )
+    # Left at Asterisk's time (the routing clock is shifted, log times are not);
+    # due 2 working days later on the H2 calendar (V2).
+    settings = load(SAMPLE_CONFIG)
+    left = datetime.fromisoformat(str(message["left_at"]))
+    deadline = Calendar(settings.hours_policy()).add_working_days(left, 2)
+    assert datetime.fromisoformat(str(message["deadline"])) == deadline
+    # The recording is kept in Asterisk's spool (the test caller sends no audio,
+    # so its length says little).
+    assert float(message["duration_s"]) >= 0  # type: ignore[arg-type]
+    stored = pbx_env.layout.inside(f"{local.CHROOT.recordings}/{message['recording']}.wav")
+    assert stored.is_file(), stored
+    assert observer.matching(
+        lambda e: (
+            e.get("type") == "PlaybackStarted"
+            and e["playback"]["media_uri"] == "sound:vvk/voicemail-saved"
+            and e["playback"]["target_uri"] == f"channel:{caller}"
+        )
+    )
+
+
+async def test_an_impossible_code_gets_the_spoken_error_and_stores_nothing(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    _, database = await controller(OPEN_AT)
+    channel = await dial_code(pbx, observer, "*23*99*2561#", hold_ms=6000)
+    assert played(observer, channel)[:1] == ["sound:vvk/code-error-impossible-time"]
+    assert vvk_json(database, "referrals", "list", "--at", "2026-11-30T11:00") == []
