@@ -528,28 +528,35 @@ def referrals_set(
 ) -> None:
     """Refer a person's phone from the command line (R2, R3: a start in the future waits)."""
     from vvk_pbx.domain.referral import Source
-    from vvk_pbx.storage.referrals import ReferralStore
+    from vvk_pbx.services.referrals import ReferralError
 
     settings = _load_or_exit(config)
-    staff = {p.extension for p in settings.staff}
-    if extension not in staff:
-        raise typer.BadParameter(f"{extension} is not a staff extension", param_hint="EXTENSION")
-    if reason not in {r.code for r in settings.referral_reasons}:
-        raise typer.BadParameter(f"no reason code {reason}", param_hint="--reason")
     begin = parse_instant(start, settings) if start else _now(settings)
     end = parse_instant(until, settings)
-    if end <= begin:
-        raise typer.BadParameter("the return time must be after the start", param_hint="--until")
-    if note is not None and len(note) > 200:
-        raise typer.BadParameter("at most 200 characters", param_hint="--note")
 
     async def store_it(store: Any) -> Any:
-        return await ReferralStore(store.engine).set(
-            extension, reason, begin, end, "cli", Source.CLI, note
-        )
+        service = _referral_service(store, settings)
+        return await service.set_referral(extension, reason, begin, end, "cli", Source.CLI, note)
 
-    referral = _with_store(database, "referrals", store_it)
+    try:
+        referral = _with_store(database, "referrals", store_it)
+    except ReferralError as exc:
+        hint = {"extension": "EXTENSION", "reason": "--reason", "note": "--note"}
+        raise typer.BadParameter(exc.reason, param_hint=hint.get(exc.field, "--until")) from None
     out.print_json(json.dumps(_referral_json(referral, settings), ensure_ascii=False))
+
+
+def _referral_service(store: Any, settings: Settings) -> Any:
+    from vvk_pbx.services.referrals import ReferralService
+    from vvk_pbx.storage.referrals import ReferralStore
+    from vvk_pbx.storage.voicemail import MessageStore
+
+    return ReferralService(
+        ReferralStore(store.engine),
+        MessageStore(store.engine),
+        settings,
+        Calendar(settings.hours_policy()),
+    )
 
 
 @referrals_app.command("clear")
@@ -559,15 +566,18 @@ def referrals_clear(
     database: DatabaseOption = None,
 ) -> None:
     """Open a person's phone again (R4). Exit 0 also when there was nothing to clear."""
-    from vvk_pbx.storage.referrals import ReferralStore
+    from vvk_pbx.services.referrals import ReferralError
 
     settings = _load_or_exit(config)
     now = _now(settings)
 
     async def clear(store: Any) -> Any:
-        return await ReferralStore(store.engine).clear(extension, now)
+        return await _referral_service(store, settings).clear_referral(extension, now)
 
-    cleared = _with_store(database, "referrals", clear)
+    try:
+        cleared = _with_store(database, "referrals", clear)
+    except ReferralError as exc:
+        raise typer.BadParameter(exc.reason, param_hint="EXTENSION") from None
     _log(f"{extension}: referral cleared" if cleared else f"{extension}: no referral in force")
 
 
@@ -582,24 +592,19 @@ def callbacks(
     database: DatabaseOption = None,
 ) -> None:
     """The callback ledger (V2): voicemail messages, their deadline (2 working days) and status."""
-    from vvk_pbx.storage.voicemail import MessageStore
+    from vvk_pbx.services.referrals import ReferralError
 
     settings = _load_or_exit(config)
-    units = {u.id for u in settings.units}
-    if unit is not None and unit not in units:
-        raise typer.BadParameter(
-            f"no unit {unit!r} (units: {', '.join(sorted(units))})", param_hint="--unit"
-        )
-    extensions = [p.extension for p in settings.unit_members(unit)] if unit else None
     now = _now(settings)
 
     async def fetch(store: Any) -> list[Any]:
-        found: list[Any] = await MessageStore(store.engine).ledger(extensions)
+        found: list[Any] = await _referral_service(store, settings).ledger(now, unit, overdue)
         return found
 
-    messages = [
-        m for m in _with_store(database, "callbacks", fetch) if not overdue or m.overdue(now)
-    ]
+    try:
+        messages = _with_store(database, "callbacks", fetch)
+    except ReferralError as exc:
+        raise typer.BadParameter(exc.reason, param_hint="--unit") from None
     tz = settings.site.tz
     rows = [
         {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,7 @@ from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
 from vvk_pbx.domain.referral import Referral, Source, in_force
 from vvk_pbx.domain.routing import CallKind, Route, route
-from vvk_pbx.domain.voicemail import Message
+from vvk_pbx.domain.voicemail import Message, Status
 from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.referrals import ReferralService
 from vvk_pbx.services.switchboard import Overflow, Switchboard, internal_event
@@ -78,6 +78,10 @@ class MemoryReferrals:
     async def in_force(self, extension: str, now: datetime) -> Referral | None:
         return in_force(self.referrals, extension, now)
 
+    async def all_in_force(self, now: datetime) -> dict[str, Referral]:
+        found = {in_force(self.referrals, r.extension, now) for r in self.referrals}
+        return {r.extension: r for r in found if r is not None}
+
 
 @dataclass
 class MemoryMessages:
@@ -85,6 +89,18 @@ class MemoryMessages:
 
     async def add(self, message: Message) -> None:
         self.messages.append(message)
+
+    async def ledger(self, extensions: list[str] | None = None) -> list[Message]:
+        return [m for m in self.messages if extensions is None or m.extension in extensions]
+
+    async def mark(
+        self, message_id: str, status: Status, at: datetime | None = None
+    ) -> Message | None:
+        for i, m in enumerate(self.messages):
+            if m.id == message_id:
+                self.messages[i] = replace(m, status=status, called_back_at=at)
+                return self.messages[i]
+        return None
 
 
 @dataclass
@@ -856,3 +872,55 @@ async def test_an_answer_that_fails_matters_only_if_the_caller_is_still_unanswer
     assert went_to_fallback is not connected
     if connected:
         assert open_.board.calls["a1"].connected_leg == "a1:op1"
+
+
+async def test_the_referral_and_ledger_api(open_: Rig) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from vvk_pbx.http.api import make_app
+
+    app = make_app(open_.board, lambda: {"ari_connected": True})
+    async with TestClient(TestServer(app)) as client:
+        response = await client.put(
+            "/referrals/1101", json={"reason": 2, "until": "2026-11-30T14:30", "note": "Budget"}
+        )
+        assert response.status == 201, await response.text()
+        body = await response.json()
+        assert (body["phrase"], body["end"], body["source"]) == (
+            "är på möte",
+            "2026-11-30T14:30:00+01:00",
+            "api",
+        )
+        assert [r["extension"] for r in await (await client.get("/referrals")).json()] == ["1101"]
+        for extension, payload, status, reason in (
+            ("1999", {"reason": 2, "until": "2026-11-30T14:30"}, 404, "not a staff extension"),
+            ("1101", {"reason": 42, "until": "2026-11-30T14:30"}, 422, "no reason code 42"),
+            ("1101", {"reason": "2", "until": "2026-11-30T14:30"}, 422, "whole number"),
+            ("1101", {"reason": 2, "until": "tomorrow"}, 422, "is not a time"),
+            ("1101", {"reason": 2, "until": "2026-11-30T09:00"}, 422, "after the start"),
+            ("1101", {"reason": 2, "until": "2026-11-30T14:30", "x": 1}, 422, "unknown field"),
+        ):
+            response = await client.put(f"/referrals/{extension}", json=payload)
+            assert response.status == status, payload
+            assert reason in (await response.json())["error"]
+        response = await client.put("/referrals/1101", data="[1, 2]")
+        assert response.status == 422
+        assert (await (await client.delete("/referrals/1101")).json()) == {"cleared": True}
+        assert (await (await client.delete("/referrals/1101")).json()) == {"cleared": False}
+        assert (await client.delete("/referrals/1999")).status == 404
+
+        await open_.board.referrals.message_left(
+            "1101", "0701234567", "m1", OPEN - timedelta(days=7), 12.0, "vm-1101-m1"
+        )
+        ledger = await (await client.get("/messages?overdue=true")).json()
+        assert [(m["id"], m["overdue"]) for m in ledger] == [("m1", True)]
+        assert await (await client.get("/messages?unit=ifo")).json() == []
+        assert (await client.get("/messages?unit=nope")).status == 422
+        assert (await client.get("/messages?overdue=maybe")).status == 422
+        response = await client.post("/messages/m1/called-back")
+        assert (await response.json())["status"] == "called_back"
+        assert await (await client.get("/messages?overdue=true")).json() == []
+        response = await client.post("/messages/nope/called-back")
+        assert (response.status, await response.json()) == (404, {"error": "no message nope"})
+        response = await client.get("/no/such/route")
+        assert response.status == 404 and "error" in await response.json()

@@ -6,17 +6,33 @@ Routes (JSON in and out; errors are ``{"error": "<reason>"}`` with a 4xx status)
 - ``POST /calls/{id}/transfer`` with ``{"to": "<extension>"}``: a blind
   transfer of a connected call (A5). 202 when queued; 404 no such call in
   progress; 409 not connected; 422 a malformed body or an unknown extension.
+- ``GET /referrals``: every referral in force, by extension (R6).
+- ``PUT /referrals/{extension}`` with ``{"reason": 2, "until": "2026-12-01T14:30",
+  "from": optional, "note": optional}`` (times without an offset are local):
+  201 with the referral (R2, R3); 404 unknown extension; 422 otherwise.
+- ``DELETE /referrals/{extension}``: open the phone (R4); 200 ``{"cleared": bool}``.
+- ``GET /messages?unit=<id>&overdue=true``: the callback ledger (V2).
+- ``POST /messages/{id}/called-back``: 200 with the message; 404 unknown.
+
+Times in answers are ISO 8601 in the site's zone.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from aiohttp import web
 
+from vvk_pbx.domain.referral import Referral, Source
+from vvk_pbx.domain.voicemail import Message
+from vvk_pbx.services.referrals import ReferralError
 from vvk_pbx.services.switchboard import Switchboard, TransferError
+
+log = logging.getLogger(__name__)
 
 HEALTH: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("health")
 SWITCHBOARD: web.AppKey[Switchboard] = web.AppKey("switchboard")
@@ -25,12 +41,32 @@ SWITCHBOARD: web.AppKey[Switchboard] = web.AppKey("switchboard")
 def make_app(switchboard: Switchboard, health: Callable[[], dict[str, Any]]) -> web.Application:
     """The aiohttp application. ``health()`` returns the body of ``/health``; its
     ``ari_connected`` decides 200 or 503."""
-    app = web.Application(client_max_size=64 * 1024)
+    app = web.Application(client_max_size=64 * 1024, middlewares=[_json_errors])
     app[HEALTH] = health
     app[SWITCHBOARD] = switchboard
     app.router.add_get("/health", _health)
     app.router.add_post("/calls/{call_id}/transfer", _transfer)
+    app.router.add_get("/referrals", _referrals)
+    app.router.add_put("/referrals/{extension}", _set_referral)
+    app.router.add_delete("/referrals/{extension}", _clear_referral)
+    app.router.add_get("/messages", _messages)
+    app.router.add_post("/messages/{message_id}/called-back", _called_back)
     return app
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Every error as ``{"error": ...}``: aiohttp's own (404, 405, 413) and unexpected ones."""
+    try:
+        response: web.StreamResponse = await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _error(exc.status, exc.reason)
+    except Exception:
+        log.exception("HTTP %s %s failed", request.method, request.path)
+        return _error(500, "internal error; the controller's log has the details")
+    return response
 
 
 def _error(status: int, reason: str) -> web.Response:
@@ -59,3 +95,124 @@ async def _transfer(request: web.Request) -> web.Response:
     except TransferError as exc:
         return _error(exc.status, exc.reason)
     return web.json_response({"call": call_id, "to": to, "status": "transferring"}, status=202)
+
+
+async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _error(422, "the body must be a JSON object")
+    if not isinstance(body, dict):
+        return _error(422, "the body must be a JSON object")
+    return body
+
+
+def _local(board: Switchboard, at: datetime) -> str:
+    return at.astimezone(board.calendar.tz).isoformat()
+
+
+def _referral_body(board: Switchboard, referral: Referral) -> dict[str, Any]:
+    reason = board.referrals.reasons.get(referral.reason)
+    return {
+        "id": referral.id,
+        "extension": referral.extension,
+        "reason": referral.reason,
+        "phrase": reason.phrase if reason else None,
+        "start": _local(board, referral.start),
+        "end": _local(board, referral.end),
+        "note": referral.note,
+        "set_by": referral.set_by,
+        "source": referral.source.value,
+    }
+
+
+def _message_body(board: Switchboard, message: Message, now: datetime) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "extension": message.extension,
+        "caller": message.caller,
+        "left_at": _local(board, message.left_at),
+        "duration_s": message.duration_s,
+        "deadline": _local(board, message.deadline_at),
+        "status": message.status.value,
+        "overdue": message.overdue(now),
+        "called_back_at": None
+        if message.called_back_at is None
+        else _local(board, message.called_back_at),
+    }
+
+
+def _instant(board: Switchboard, value: object, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise ReferralError(field, f"{field} must be a time like 2026-12-01T14:30")
+    try:
+        at = datetime.fromisoformat(value)
+    except ValueError:
+        raise ReferralError(field, f"{value!r} is not a time like 2026-12-01T14:30") from None
+    return at if at.tzinfo is not None else at.replace(tzinfo=board.calendar.tz)
+
+
+async def _referrals(request: web.Request) -> web.Response:
+    board = request.app[SWITCHBOARD]
+    found = await board.referrals.in_force_now(board.clock())
+    return web.json_response([_referral_body(board, found[ext]) for ext in sorted(found)])
+
+
+async def _set_referral(request: web.Request) -> web.Response:
+    board = request.app[SWITCHBOARD]
+    body = await _json_object(request)
+    if isinstance(body, web.Response):
+        return body
+    extra = sorted(set(body) - {"reason", "until", "from", "note"})
+    if extra:
+        return _error(422, f"unknown field(s): {', '.join(extra)}")
+    extension = request.match_info["extension"]
+    try:
+        reason = body.get("reason")
+        if not isinstance(reason, int) or isinstance(reason, bool):
+            raise ReferralError("reason", "reason must be a reason code (a whole number)")
+        note = body.get("note")
+        if note is not None and not isinstance(note, str):
+            raise ReferralError("note", "note must be text")
+        now = board.clock()
+        start = _instant(board, body["from"], "from") if "from" in body else now
+        end = _instant(board, body.get("until"), "until")
+        referral = await board.referrals.set_referral(
+            extension, reason, start, end, "api", Source.API, note
+        )
+    except ReferralError as exc:
+        return _error(404 if exc.field == "extension" else 422, exc.reason)
+    return web.json_response(_referral_body(board, referral), status=201)
+
+
+async def _clear_referral(request: web.Request) -> web.Response:
+    board = request.app[SWITCHBOARD]
+    try:
+        cleared = await board.referrals.clear_referral(
+            request.match_info["extension"], board.clock()
+        )
+    except ReferralError as exc:
+        return _error(404, exc.reason)
+    return web.json_response({"cleared": cleared is not None})
+
+
+async def _messages(request: web.Request) -> web.Response:
+    board = request.app[SWITCHBOARD]
+    overdue = request.query.get("overdue", "false")
+    if overdue not in ("true", "false"):
+        return _error(422, "overdue must be true or false")
+    now = board.clock()
+    try:
+        found = await board.referrals.ledger(now, request.query.get("unit"), overdue == "true")
+    except ReferralError as exc:
+        return _error(422, exc.reason)
+    return web.json_response([_message_body(board, m, now) for m in found])
+
+
+async def _called_back(request: web.Request) -> web.Response:
+    board = request.app[SWITCHBOARD]
+    now = board.clock()
+    message = await board.referrals.called_back(request.match_info["message_id"], now)
+    if message is None:
+        return _error(404, f"no message {request.match_info['message_id']}")
+    return web.json_response(_message_body(board, message, now))

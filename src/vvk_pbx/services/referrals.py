@@ -26,7 +26,7 @@ from vvk_pbx.domain.dialcodes import (
     return_time,
 )
 from vvk_pbx.domain.referral import Referral, Source, announcement, when_back
-from vvk_pbx.domain.voicemail import Message
+from vvk_pbx.domain.voicemail import Message, Status
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +46,17 @@ class ReferralPort(Protocol):
     ) -> Referral: ...
     async def clear(self, extension: str, at: datetime) -> Referral | None: ...
     async def in_force(self, extension: str, now: datetime) -> Referral | None: ...
+    async def all_in_force(self, now: datetime) -> dict[str, Referral]: ...
 
 
 class MessagePort(Protocol):
     """Where voicemail messages go (``vvk_pbx.storage.voicemail.MessageStore``)."""
 
     async def add(self, message: Message) -> None: ...
+    async def ledger(self, extensions: list[str] | None = None) -> list[Message]: ...
+    async def mark(
+        self, message_id: str, status: Status, at: datetime | None = None
+    ) -> Message | None: ...
 
 
 @dataclass(frozen=True)
@@ -171,3 +176,73 @@ class ReferralService:
         await self.messages.add(message)
         log.info("message %s for %s, call back by %s", message.id, extension, message.deadline_at)
         return message
+
+    # ----- the operators' and staff's other ways in: API and CLI (R2, R6, V2) -------------
+
+    async def set_referral(
+        self,
+        extension: str,
+        reason: int,
+        start: datetime,
+        end: datetime,
+        set_by: str,
+        source: Source,
+        note: str | None = None,
+    ) -> Referral:
+        """Refer a person's phone from the API or the command line (R2, R3).
+
+        Raises ``ReferralError`` (with the field at fault) for an unknown
+        extension or reason, a return not after the start, or a note over 200
+        characters; ``StorageError`` when the database fails.
+        """
+        if extension not in self.staff:
+            raise ReferralError("extension", f"{extension} is not a staff extension")
+        if reason not in self.reasons:
+            known = ", ".join(str(c) for c in sorted(self.reasons))
+            raise ReferralError("reason", f"no reason code {reason} (known: {known})")
+        if start.tzinfo is None or end.tzinfo is None:
+            raise ReferralError("until", "times need a date, a time and a time zone")
+        if end <= start:
+            raise ReferralError("until", "the return time must be after the start")
+        if note is not None and len(note) > 200:
+            raise ReferralError("note", "at most 200 characters")
+        return await self.store.set(extension, reason, start, end, set_by, source, note)
+
+    async def clear_referral(self, extension: str, at: datetime) -> Referral | None:
+        """Open a person's phone (R4); None when no referral was in force."""
+        if extension not in self.staff:
+            raise ReferralError("extension", f"{extension} is not a staff extension")
+        return await self.store.clear(extension, at)
+
+    async def in_force_now(self, now: datetime) -> dict[str, Referral]:
+        """Every referral in force, by extension (R6)."""
+        return await self.store.all_in_force(now)
+
+    async def ledger(
+        self, now: datetime, unit: str | None = None, overdue_only: bool = False
+    ) -> list[Message]:
+        """The callback ledger, oldest first: one unit's staff only, or only the overdue (V2).
+
+        Raises ``ReferralError`` for an unknown unit.
+        """
+        extensions = None
+        if unit is not None:
+            if unit not in {u.id for u in self.settings.units}:
+                units = ", ".join(sorted(u.id for u in self.settings.units))
+                raise ReferralError("unit", f"no unit {unit!r} (units: {units})")
+            extensions = [p.extension for p in self.settings.unit_members(unit)]
+        messages = await self.messages.ledger(extensions)
+        return [m for m in messages if not overdue_only or m.overdue(now)]
+
+    async def called_back(self, message_id: str, at: datetime) -> Message | None:
+        """Mark a message called back (V2); None if there is no such message."""
+        return await self.messages.mark(message_id, Status.CALLED_BACK, at)
+
+
+class ReferralError(ValueError):
+    """A referral or ledger request that cannot be carried out; ``field`` is the one at fault."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(reason)
+        self.field = field
+        self.reason = reason
