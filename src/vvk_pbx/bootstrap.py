@@ -21,6 +21,7 @@ from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.referrals import ReferralService
 from vvk_pbx.services.switchboard import Switchboard
 from vvk_pbx.storage.calllog import CallLog, default_url
+from vvk_pbx.storage.pins import PinStore
 from vvk_pbx.storage.referrals import ReferralStore
 from vvk_pbx.storage.voicemail import MessageStore
 
@@ -65,7 +66,11 @@ async def run(
         )
     )
     referrals = ReferralService(
-        ReferralStore(store.engine), MessageStore(store.engine), settings, calendar
+        ReferralStore(store.engine),
+        MessageStore(store.engine),
+        PinStore(store.engine),
+        settings,
+        calendar,
     )
     switchboard = Switchboard(ari, recorder, settings, calendar, clock, referrals)
     dispatcher = OrderedDispatcher(switchboard.handle, key=switchboard.key)

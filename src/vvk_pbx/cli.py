@@ -548,12 +548,14 @@ def referrals_set(
 
 def _referral_service(store: Any, settings: Settings) -> Any:
     from vvk_pbx.services.referrals import ReferralService
+    from vvk_pbx.storage.pins import PinStore
     from vvk_pbx.storage.referrals import ReferralStore
     from vvk_pbx.storage.voicemail import MessageStore
 
     return ReferralService(
         ReferralStore(store.engine),
         MessageStore(store.engine),
+        PinStore(store.engine),
         settings,
         Calendar(settings.hours_policy()),
     )
@@ -579,6 +581,41 @@ def referrals_clear(
     except ReferralError as exc:
         raise typer.BadParameter(exc.reason, param_hint="EXTENSION") from None
     _log(f"{extension}: referral cleared" if cleared else f"{extension}: no referral in force")
+
+
+pins_app = typer.Typer(
+    help="Staff PINs for codes on another phone and voicemail.", no_args_is_help=True
+)
+app.add_typer(pins_app, name="pins")
+
+
+@pins_app.command("set")
+def pins_set(
+    extension: Annotated[str, typer.Argument(help="The person's extension.")],
+    pin: Annotated[
+        str | None, typer.Option(help="4-8 digits; a random 6-digit PIN if left out.")
+    ] = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Set a person's PIN (kept hashed) and print it once. Also unlocks the extension."""
+    from vvk_pbx.domain.pins import PinRecord, new_pin
+    from vvk_pbx.storage.pins import PinStore
+
+    settings = _load_or_exit(config)
+    if extension not in {p.extension for p in settings.staff}:
+        raise typer.BadParameter(f"{extension} is not a staff extension", param_hint="EXTENSION")
+    chosen = pin if pin is not None else new_pin()
+    try:
+        record = PinRecord.create(extension, chosen)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--pin") from None
+
+    async def store_it(store: Any) -> None:
+        await PinStore(store.engine).put(record)
+
+    _with_store(database, "pins", store_it)
+    out.print(f"PIN for {extension}: {chosen}", markup=False)
 
 
 @app.command("callbacks")

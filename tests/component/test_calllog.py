@@ -90,7 +90,7 @@ async def test_rows_survive_a_reopen_and_the_file_is_in_wal_mode(tmp_path: Path)
         await second.close()
     with sqlite3.connect(tmp_path / "calls.sqlite3") as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0002"
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0003"
 
 
 async def test_a_call_log_from_the_first_release_is_upgraded_in_place(tmp_path: Path) -> None:
@@ -121,7 +121,7 @@ async def test_a_call_log_from_the_first_release_is_upgraded_in_place(tmp_path: 
                     .all()
                 )
             )
-        assert {"referrals", "voicemail_messages"} <= set(tables)
+        assert {"referrals", "voicemail_messages", "staff_pins"} <= set(tables)
     finally:
         await store.close()
 

@@ -16,6 +16,7 @@ from vvk_pbx.ari.models import Channel, parse_event
 from vvk_pbx.config import Settings
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
+from vvk_pbx.domain.pins import PinRecord
 from vvk_pbx.domain.referral import Referral, Source, in_force
 from vvk_pbx.domain.routing import CallKind, Route, route
 from vvk_pbx.domain.voicemail import Message, Status
@@ -104,6 +105,17 @@ class MemoryMessages:
 
 
 @dataclass
+class MemoryPins:
+    records: dict[str, PinRecord] = field(default_factory=dict)
+
+    async def get(self, extension: str) -> PinRecord | None:
+        return self.records.get(extension)
+
+    async def put(self, record: PinRecord) -> None:
+        self.records[record.extension] = record
+
+
+@dataclass
 class Rig:
     fake: FakeAri
     board: Switchboard
@@ -112,6 +124,7 @@ class Rig:
     dispatcher: OrderedDispatcher
     referrals: MemoryReferrals
     messages: MemoryMessages
+    pins: MemoryPins
 
     async def event(self, raw: dict[str, Any]) -> None:
         """Handle one event as the controller does, with the internal events it posts."""
@@ -142,13 +155,13 @@ async def make_rig(settings: Settings, now: datetime) -> AsyncIterator[Rig]:
     store = MemoryStore()
     recorder = Recorder(store, retry_s=0.01)
     calendar = Calendar(settings.hours_policy())
-    referrals, messages = MemoryReferrals(), MemoryMessages()
-    service = ReferralService(referrals, messages, settings, calendar)
+    referrals, messages, pins = MemoryReferrals(), MemoryMessages(), MemoryPins()
+    service = ReferralService(referrals, messages, pins, settings, calendar)
     board = Switchboard(ari, recorder, settings, calendar, lambda: now, service)
     dispatcher = OrderedDispatcher(board.handle, key=board.key)
     board.post = dispatcher.submit
     try:
-        yield Rig(fake, board, store, recorder, dispatcher, referrals, messages)
+        yield Rig(fake, board, store, recorder, dispatcher, referrals, messages, pins)
     finally:
         await ari.close()
         await fake.stop()
@@ -720,7 +733,8 @@ async def test_a_staff_code_sets_the_referral_and_reads_it_back(open_: Rig) -> N
         ("*23*99*1430#", "code-error-unknown-reason"),
         ("*23*99*2561#", "code-error-impossible-time"),
         ("*23*2*14#", "code-error-malformed"),
-        ("*24*1102*1234*2*1430#", "code-error-wrong-pin"),
+        ("*24*1102*1234*2*1430#", "code-error-wrong-pin"),  # no PIN set for 1102
+        ("*24*1999*1234*2*1430#", "code-error-unknown-extension"),
     ],
 )
 async def test_a_bad_code_gets_a_spoken_error_and_stores_nothing(
@@ -924,3 +938,23 @@ async def test_the_referral_and_ledger_api(open_: Rig) -> None:
         assert (response.status, await response.json()) == (404, {"error": "no message nope"})
         response = await client.get("/no/such/route")
         assert response.status == 404 and "error" in await response.json()
+
+
+async def test_another_persons_phone_with_the_right_pin_and_a_lock_after_wrong_ones(
+    open_: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    open_.pins.records["1102"] = PinRecord.create("1102", "4711")
+    # An operator refers 1102 for her, with her PIN.
+    await open_.event(stasis("o1", OPEN, "feature", "*24*1102*4711*3*0800#", number="1001"))
+    [referral] = open_.referrals.referrals
+    assert (referral.extension, referral.reason, referral.set_by) == ("1102", 3, "1001")
+    assert played_media(open_, "o1")[0].startswith("sound:vvk/code-referred,sound:vvk/name-1102")
+    # Five wrong PINs lock 1102; then even the right one is refused for a while.
+    for n in range(1, 6):
+        await open_.event(stasis(f"w{n}", OPEN, "feature", "*24*1102*0000*3*0800#", number="1001"))
+    assert played_media(open_, "w4") == ["sound:vvk/code-error-wrong-pin"]
+    assert played_media(open_, "w5") == ["sound:vvk/code-error-locked"]
+    assert "extension 1102 locked until" in caplog.text
+    await open_.event(stasis("o2", OPEN, "feature", "#24*1102*4711#", number="1001"))
+    assert played_media(open_, "o2") == ["sound:vvk/code-error-locked"]
+    assert await open_.referrals.in_force("1102", OPEN) is not None, "nothing was changed"

@@ -269,3 +269,13 @@ def test_the_callback_ledger_command(tmp_path: Path) -> None:
     assert result.exit_code == 0 and json.loads(result.stdout) == []
     result = runner.invoke(app, ["callbacks", "--unit", "nope", *db])
     assert result.exit_code == 2 and "no unit 'nope'" in result.output
+
+
+def test_pins_are_set_and_refused_clearly(tmp_path: Path) -> None:
+    db = ["--database", f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"]
+    result = runner.invoke(app, ["pins", "set", "1101", *db])
+    assert result.exit_code == 0 and result.stdout.startswith("PIN for 1101: ")
+    result = runner.invoke(app, ["pins", "set", "1101", "--pin", "12", *db])
+    assert result.exit_code == 2 and "4 to 8 digits" in result.output
+    result = runner.invoke(app, ["pins", "set", "1999", *db])
+    assert result.exit_code == 2 and "not a staff extension" in result.output

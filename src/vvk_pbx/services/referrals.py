@@ -25,6 +25,7 @@ from vvk_pbx.domain.dialcodes import (
     parse,
     return_time,
 )
+from vvk_pbx.domain.pins import MAX_FAILURES, PinRecord
 from vvk_pbx.domain.referral import Referral, Source, announcement, when_back
 from vvk_pbx.domain.voicemail import Message, Status
 
@@ -47,6 +48,13 @@ class ReferralPort(Protocol):
     async def clear(self, extension: str, at: datetime) -> Referral | None: ...
     async def in_force(self, extension: str, now: datetime) -> Referral | None: ...
     async def all_in_force(self, now: datetime) -> dict[str, Referral]: ...
+
+
+class PinPort(Protocol):
+    """Where PINs are kept (``vvk_pbx.storage.pins.PinStore``)."""
+
+    async def get(self, extension: str) -> PinRecord | None: ...
+    async def put(self, record: PinRecord) -> None: ...
 
 
 class MessagePort(Protocol):
@@ -75,11 +83,13 @@ class ReferralService:
         self,
         store: ReferralPort,
         messages: MessagePort,
+        pins: PinPort,
         settings: Settings,
         calendar: Calendar,
     ) -> None:
         self.store = store
         self.messages = messages
+        self.pins = pins
         self.settings = settings
         self.calendar = calendar
         self.reasons = {r.code: r for r in settings.referral_reasons}
@@ -93,15 +103,19 @@ class ReferralService:
         """
         try:
             code = parse(dialed)
+            target = extension
             if isinstance(code, SetReferral | ClearReferral) and code.extension is not None:
-                # Another person's phone needs that person's PIN: not offered yet.
-                raise CodeError(Problem.WRONG_PIN, "codes for another extension are not enabled")
-            if extension not in self.staff:
+                # Another person's phone, from any phone, with that person's PIN.
+                target = code.extension
+                if target not in self.staff:
+                    raise CodeError(Problem.UNKNOWN_EXTENSION, f"{target} is not in the directory")
+                await self._check_pin(target, code.pin or "", now)
+            elif extension not in self.staff:
                 raise CodeError(Problem.UNKNOWN_EXTENSION, f"{extension} is not in the directory")
             if isinstance(code, SetReferral):
-                return await self._set(extension, code, now)
+                return await self._set(target, code, now, set_by=extension)
             if isinstance(code, ClearReferral):
-                return await self._clear(extension, now)
+                return await self._clear(target, now)
             assert isinstance(code, ListenVoicemail)
             raise CodeError(Problem.MALFORMED, "voicemail listening is not offered yet")
         except CodeError as exc:
@@ -110,12 +124,40 @@ class ReferralService:
                 [f"code-error-{exc.problem.value}"], f"[R2] code {dialed!r} refused: {exc}", False
             )
 
-    async def _set(self, extension: str, code: SetReferral, now: datetime) -> CodeReply:
+    async def _check_pin(self, extension: str, pin: str, now: datetime) -> None:
+        """Raises ``CodeError`` (WRONG_PIN, LOCKED) unless ``pin`` is the extension's PIN.
+
+        Every wrong attempt counts; the ``MAX_FAILURES``-th locks the extension
+        for a while, logged as a warning (R2).
+        """
+        record = await self.pins.get(extension)
+        if record is None:
+            raise CodeError(Problem.WRONG_PIN, f"no PIN is set for {extension}")
+        if record.locked(now):
+            raise CodeError(Problem.LOCKED, f"{extension} is locked until {record.locked_until}")
+        right = record.matches(pin)
+        updated = record.after_attempt(right, now)
+        if updated != record:
+            await self.pins.put(updated)
+        if updated.locked_until is not None:
+            log.warning(
+                "extension %s locked until %s after %d wrong PINs",
+                extension,
+                updated.locked_until.isoformat(),
+                MAX_FAILURES,
+            )
+            raise CodeError(Problem.LOCKED, f"{extension} is locked after too many wrong PINs")
+        if not right:
+            raise CodeError(Problem.WRONG_PIN, f"wrong PIN for {extension}")
+
+    async def _set(
+        self, extension: str, code: SetReferral, now: datetime, set_by: str
+    ) -> CodeReply:
         if code.reason not in self.reasons:
             known = ", ".join(str(c) for c in sorted(self.reasons))
             raise CodeError(Problem.UNKNOWN_REASON, f"no reason {code.reason} (known: {known})")
         back = return_time(code, now, self.calendar)
-        referral = await self.store.set(extension, code.reason, now, back, extension, Source.PHONE)
+        referral = await self.store.set(extension, code.reason, now, back, set_by, Source.PHONE)
         local_now = now.astimezone(self.calendar.tz)
         prompts = [
             "code-referred",

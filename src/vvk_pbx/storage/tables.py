@@ -112,3 +112,14 @@ messages = Table(
     Index("ix_voicemail_messages_extension", "extension"),
     Index("ix_voicemail_messages_deadline_at", "deadline_at"),
 )
+
+# R2, V1: staff PINs, hashed; wrong attempts and the lock live here so every node sees them.
+pins = Table(
+    "staff_pins",
+    metadata,
+    Column("extension", String(16), primary_key=True),
+    Column("pin_hash", String(128), nullable=False),
+    Column("salt", String(64), nullable=False),
+    Column("failures", Integer, nullable=False),
+    Column("locked_until", UtcDateTime),
+)
