@@ -958,3 +958,37 @@ async def test_another_persons_phone_with_the_right_pin_and_a_lock_after_wrong_o
     await open_.event(stasis("o2", OPEN, "feature", "#24*1102*4711#", number="1001"))
     assert played_media(open_, "o2") == ["sound:vvk/code-error-locked"]
     assert await open_.referrals.in_force("1102", OPEN) is not None, "nothing was changed"
+
+
+async def test_staff_listen_to_their_messages_behind_the_pin(open_: Rig) -> None:
+    open_.pins.records["1101"] = PinRecord.create("1101", "4711")
+    await open_.board.referrals.message_left(
+        "1101", "0701", "m1", OPEN - timedelta(hours=1), 9.0, "vm-1101-m1"
+    )
+    await open_.event(stasis("v1", OPEN, "feature", "*98#", number="1101"))
+    assert played_media(open_, "v1") == ["sound:vvk/voicemail-pin"]
+    for digit in "4712#":  # a wrong PIN first
+        await open_.event(dtmf("v1", digit))
+    assert played_media(open_, "v1")[-1] == "sound:vvk/code-error-wrong-pin,sound:vvk/voicemail-pin"
+    for digit in "4711#":
+        await open_.event(dtmf("v1", digit))
+    assert played_media(open_, "v1")[-1] == (
+        "sound:vvk/voicemail-message,sound:vvk/num-0,sound:vvk/num-7,sound:vvk/num-0,"
+        "sound:vvk/num-1,recording:vm-1101-m1,sound:vvk/voicemail-menu"
+    )
+    assert open_.messages.messages[0].status is Status.HEARD
+    await open_.event(dtmf("v1", "5"))
+    assert open_.messages.messages[0].status is Status.CALLED_BACK
+    assert played_media(open_, "v1")[-1] == (
+        "sound:vvk/voicemail-called-back,sound:vvk/voicemail-end"
+    )
+    n = len(played_media(open_, "v1"))
+    await open_.event(finished("v1", n))
+    assert open_.posts()[-1] == ("channels/v1", {"reason": "normal"})
+
+
+async def test_a_mailbox_without_a_pin_is_refused(open_: Rig) -> None:
+    await open_.event(stasis("v2", OPEN, "feature", "*98#", number="1101"))
+    for digit in "1234#":
+        await open_.event(dtmf("v2", digit))
+    assert played_media(open_, "v2")[-1] == "sound:vvk/code-error-wrong-pin,sound:vvk/voicemail-pin"

@@ -74,6 +74,7 @@ class CodeReply:
     prompts: list[str]
     note: str
     accepted: bool
+    then_pin: bool = False  # the phone goes on to enter a PIN (voicemail)
 
 
 class ReferralService:
@@ -117,7 +118,7 @@ class ReferralService:
             if isinstance(code, ClearReferral):
                 return await self._clear(target, now)
             assert isinstance(code, ListenVoicemail)
-            raise CodeError(Problem.MALFORMED, "voicemail listening is not offered yet")
+            return CodeReply(["voicemail-pin"], "[V1] voicemail: asked for the PIN", True, True)
         except CodeError as exc:
             log.info("dial code %r from %s refused: %s", dialed, extension, exc)
             return CodeReply(
@@ -275,6 +276,24 @@ class ReferralService:
             extensions = [p.extension for p in self.settings.unit_members(unit)]
         messages = await self.messages.ledger(extensions)
         return [m for m in messages if not overdue_only or m.overdue(now)]
+
+    async def open_mailbox(self, extension: str, pin: str, now: datetime) -> list[Message]:
+        """The person's messages not yet called back or deleted, oldest first, behind the PIN (V1).
+
+        Raises ``CodeError`` (WRONG_PIN, LOCKED, UNKNOWN_EXTENSION).
+        """
+        if extension not in self.staff:
+            raise CodeError(Problem.UNKNOWN_EXTENSION, f"{extension} has no mailbox")
+        await self._check_pin(extension, pin, now)
+        return [
+            m
+            for m in await self.messages.ledger([extension])
+            if m.status in (Status.NEW, Status.HEARD)
+        ]
+
+    async def mark(self, message_id: str, status: Status, at: datetime) -> Message | None:
+        """Set a message's status from the phone: heard, deleted or called back (V1, V2)."""
+        return await self.messages.mark(message_id, status, at)
 
     async def called_back(self, message_id: str, at: datetime) -> Message | None:
         """Mark a message called back (V2); None if there is no such message."""

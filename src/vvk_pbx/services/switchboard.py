@@ -42,8 +42,10 @@ from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.announcements import answering_machine, sound
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
+from vvk_pbx.domain.dialcodes import CodeError, Problem
 from vvk_pbx.domain.queue import OperatorLine, Waiting, in_order, offers
 from vvk_pbx.domain.routing import Action, CallKind, digits, route
+from vvk_pbx.domain.voicemail import Message, Status
 from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.referrals import ReferralService
 
@@ -195,6 +197,10 @@ class Call:
     recording: str | None = None  # the voicemail recording's name while one is made
     recording_started: datetime | None = None
     message_saved: bool = False
+    digits: str = ""  # DTMF collected for a PIN
+    pin_tries: int = 0
+    mailbox: list[Message] = field(default_factory=list)  # messages still to play (V1)
+    message: Message | None = None  # the one playing
 
     @property
     def id(self) -> str:
@@ -364,9 +370,72 @@ class Switchboard:
             log.exception("call %s: dial code %r failed", call.id, dialed)
             prompts, note = ["fallback-feature-unavailable"], "[R2] the referral store failed"
         call.record = call.record.note(note)
-        call.state = "informing"
+        call.state = "pin-entry" if reply.then_pin else "informing"
         self._save(call)
         await self._play(call, [sound(p) for p in prompts])
+
+    async def _pin_digit(self, call: Call, digit: str) -> None:
+        """A digit of the PIN for the caller's own mailbox; ``#`` ends it (V1)."""
+        if digit != "#":
+            call.digits = (call.digits + digit)[-16:]
+            return
+        pin, call.digits = call.digits, ""
+        if call.playback is not None:
+            await self.ari.stop_playback(call.playback)
+            call.playback = None
+        try:
+            call.mailbox = await self.referrals.open_mailbox(call.record.caller, pin, self.clock())
+        except CodeError as exc:
+            call.pin_tries += 1
+            call.record = call.record.note(f"[V1] mailbox refused: {exc}")
+            error = sound(f"code-error-{exc.problem.value}")
+            if exc.problem is Problem.WRONG_PIN and call.pin_tries < 3:
+                await self._play(call, [error, sound("voicemail-pin")])
+            else:
+                call.state = "informing"
+                await self._play(call, [error])
+            return
+        call.record = call.record.note(f"[V1] mailbox opened: {len(call.mailbox)} message(s)")
+        await self._next_message(call, [] if call.mailbox else ["voicemail-none"])
+
+    async def _next_message(self, call: Call, first: Sequence[str] = ()) -> None:
+        """Play the next message of the mailbox with the menu, or say there are no more."""
+        if not call.mailbox:
+            call.state, call.message = "informing", None
+            prompts = [*first, "voicemail-end"] if "voicemail-none" not in first else [*first]
+            await self._play(call, [sound(p) for p in prompts])
+            return
+        message = call.message = call.mailbox.pop(0)
+        call.state = "vm-playing"
+        await self.referrals.mark(message.id, Status.HEARD, _real_now())
+        caller = [sound(f"num-{d}") for d in digits(message.caller)]
+        await self._play(
+            call,
+            [
+                *(sound(p) for p in first),
+                sound("voicemail-message"),
+                *caller,
+                f"recording:{message.recording}",
+                sound("voicemail-menu"),
+            ],
+        )
+
+    async def _message_choice(self, call: Call, digit: str) -> None:
+        """1 next, 3 delete, 5 called back (V1, V2)."""
+        if digit not in ("1", "3", "5") or call.message is None:
+            return
+        if call.playback is not None:
+            await self.ari.stop_playback(call.playback)
+            call.playback = None
+        said: list[str] = []
+        if digit == "3":
+            await self.referrals.mark(call.message.id, Status.DELETED, _real_now())
+            said = ["voicemail-deleted"]
+        elif digit == "5":
+            await self.referrals.mark(call.message.id, Status.CALLED_BACK, _real_now())
+            said = ["voicemail-called-back"]
+        call.record = call.record.note(f"[V1] message {call.message.id}: pressed {digit}")
+        await self._next_message(call, said)
 
     # ----- answering machine (H5) ---------------------------------------------------------
 
@@ -414,6 +483,8 @@ class Switchboard:
             await self.ari.hangup(call.id)
         elif call.state == "voicemail-prompt":
             await self._record(call)
+        elif call.state == "vm-playing":
+            await self._next_message(call)  # no choice: on to the next one
         elif call.state == "voicemail-saved":
             self._finish(call, when, Outcome.VOICEMAIL, "V1: the message is saved")
             await self.ari.hangup(call.id)
@@ -421,6 +492,12 @@ class Switchboard:
     async def _digit(self, call: Call, digit: str) -> None:
         if call.state == "menu":
             await self._menu_choice(call, digit)
+            return
+        if call.state == "pin-entry":
+            await self._pin_digit(call, digit)
+            return
+        if call.state == "vm-playing":
+            await self._message_choice(call, digit)
             return
         service = self.on_call.get(digit)
         if call.state not in ("announcing", "goodbye") or service is None:
