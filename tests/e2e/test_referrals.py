@@ -176,3 +176,36 @@ async def test_an_impossible_code_gets_the_spoken_error_and_stores_nothing(
     channel = await dial_code(pbx, observer, "*23*99*2561#", hold_ms=6000)
     assert played(observer, channel)[:1] == ["sound:vvk/code-error-impossible-time"]
     assert vvk_json(database, "referrals", "list", "--at", "2026-11-30T11:00") == []
+
+
+async def test_staff_listen_to_a_message_behind_the_pin_and_mark_it_called_back(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    _, database = await controller(
+        OPEN_AT, edits=(("[queue]", "[voicemail]\nmax_s = 10\nsilence_s = 3\n\n[queue]"),)
+    )
+    subprocess.run(
+        [VVK, "pins", "set", "1101", "--pin", "4711", "--database", database,
+         "--config", str(SAMPLE_CONFIG)],
+        check=True, capture_output=True, cwd=ROOT,
+    )  # fmt: skip
+    await dial_code(pbx, observer, "*23*2*1430#", hold_ms=9000)
+    call = await place_call(
+        pbx, DIRECT_1101, caller_number="0700000044", hold_ms=-1, dtmf=[("2", 9000)]
+    )
+    caller = await entered_stasis(observer, "0700000044", "the call to 1101")
+    assert await call.wait(40) == 0
+    # 1101 listens: *98#, the PIN and #, then 5 (called back) during the message.
+    keys = [("4", 4000), ("7", 4300), ("1", 4600), ("1", 4900), ("#", 5200), ("5", 9000)]
+    listen = await place_call(pbx, "*98#", from_extension="1101", hold_ms=-1, dtmf=keys)
+    await observer.wait_for(
+        lambda e: (
+            e.get("type") == "PlaybackStarted"
+            and e["playback"]["media_uri"] == f"recording:vm-1101-{caller}"
+        ),
+        20,
+        "the message playing to 1101",
+    )
+    assert await listen.wait(40) == 0
+    [message] = vvk_json(database, "callbacks")
+    assert message["status"] == "called_back"
