@@ -79,13 +79,16 @@ def check_config(
     )
 
 
-def parse_instant(text: str, settings: Settings) -> datetime:
-    """An ISO 8601 instant; without an offset it is local time in the site's zone (H4)."""
+def parse_instant(text: str, settings: Settings, option: str = "--at") -> datetime:
+    """An ISO 8601 instant; without an offset it is local time in the site's zone (H4).
+
+    Raises ``typer.BadParameter`` naming ``option``.
+    """
     try:
         at = datetime.fromisoformat(text)
     except ValueError:
         raise typer.BadParameter(
-            f"{text!r} is not an ISO 8601 time, for example 2026-12-24T11:59", param_hint="--at"
+            f"{text!r} is not an ISO 8601 time, for example 2026-12-24T11:59", param_hint=option
         ) from None
     return at if at.tzinfo is not None else at.replace(tzinfo=settings.site.tz)
 
@@ -243,7 +246,7 @@ def run_controller(
     from vvk_pbx.storage.calllog import StorageError
 
     settings = _load_or_exit(config)
-    clock_at = parse_instant(clock, settings) if clock is not None else None
+    clock_at = parse_instant(clock, settings, "--clock") if clock is not None else None
     bootstrap.log_setup(verbose)
     try:
         uvloop.run(bootstrap.run(settings, Layout.default(), clock_at, health_port, database))
@@ -302,8 +305,8 @@ def _calls(
     database: str | None, since: str | None, until: str | None, settings: Settings
 ) -> tuple[list[Any], dict[str, list[Any]]]:
     """The calls that arrived in the period, oldest first, and their legs by call id."""
-    start = parse_instant(since, settings) if since else None
-    end = parse_instant(until, settings) if until else None
+    start = parse_instant(since, settings, "--since") if since else None
+    end = parse_instant(until, settings, "--until") if until else None
 
     async def fetch(store: Any) -> tuple[list[Any], dict[str, list[Any]]]:
         records = await store.list_calls(start, end)
@@ -424,7 +427,7 @@ def bench(
     2 × rates × seconds.
     """
     from vvk_pbx.asterisk.local import ProvisionError
-    from vvk_pbx.bench.run import HEADERS, BenchError, markdown, run_bench, table_rows
+    from vvk_pbx.bench.run import BenchError, markdown, run_bench
 
     try:
         rate_list = [int(r) for r in rates.split(",") if r.strip()]
@@ -441,14 +444,9 @@ def bench(
     except (BenchError, ProvisionError) as exc:
         err.print(f"vvk-pbx bench: {exc}", markup=False)
         raise typer.Exit(1) from None
-    table = Table(title="INVITE→200 on the wire; (a) dialplan, (b) controller")
-    for header in HEADERS:
-        table.add_column(header)
-    for row in table_rows(runs):
-        table.add_row(*row)
-    out.print(table)
-    for key, value in description.items():
-        out.print(f"{key}: {value}", markup=False)
+    # Plain Markdown, not a rich table: fourteen columns stay readable in a
+    # pipe or an 80-column terminal, and can be pasted as they are.
+    out.print(markdown(runs, description, started), markup=False, soft_wrap=True)
     if markdown_file is not None:
         with markdown_file.open("a", encoding="utf-8") as handle:
             handle.write("\n" + markdown(runs, description, started))
@@ -519,7 +517,7 @@ def referrals_list(
 @referrals_app.command("set")
 def referrals_set(
     extension: Annotated[str, typer.Argument(help="The person's extension.")],
-    reason: Annotated[int, typer.Option(help="Reason code from [[referral_reasons]].")],
+    reason: Annotated[int, typer.Option(help="A reason code of the config's referral_reasons.")],
     until: Annotated[str, typer.Option(help="Return time, e.g. 2026-12-07T09:00.")],
     start: Annotated[str | None, typer.Option("--from", help="Start (default: now).")] = None,
     note: Annotated[str | None, typer.Option(help="A note for the operators.")] = None,
@@ -531,8 +529,8 @@ def referrals_set(
     from vvk_pbx.services.referrals import ReferralError
 
     settings = _load_or_exit(config)
-    begin = parse_instant(start, settings) if start else _now(settings)
-    end = parse_instant(until, settings)
+    begin = parse_instant(start, settings, "--from") if start else _now(settings)
+    end = parse_instant(until, settings, "--until")
 
     async def store_it(store: Any) -> Any:
         service = _referral_service(store, settings)

@@ -189,3 +189,8 @@ async def test_a_locked_sqlite_database_fails_the_write_at_once_and_loses_nothin
     finally:
         other.close()
         await store.close()
+
+
+async def test_a_database_where_no_directory_can_be_made_is_a_clear_error() -> None:
+    with pytest.raises(StorageError, match="cannot open the call log"):
+        await CallLog.open("sqlite+aiosqlite:////proc/vvk-nope/calls.sqlite3")

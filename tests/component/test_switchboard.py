@@ -992,3 +992,38 @@ async def test_a_mailbox_without_a_pin_is_refused(open_: Rig) -> None:
     for digit in "1234#":
         await open_.event(dtmf("v2", digit))
     assert played_media(open_, "v2")[-1] == "sound:vvk/code-error-wrong-pin,sound:vvk/voicemail-pin"
+
+
+async def test_the_api_refuses_deep_json_and_a_transfer_to_the_same_phone(open_: Rig) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    from vvk_pbx.http.api import make_app
+
+    await answered_by_operator(open_)
+    app = make_app(open_.board, lambda: {"ari_connected": True})
+    async with TestClient(TestServer(app)) as client:
+        deep = "[" * 30000 + "]" * 30000
+        response = await client.post("/calls/t1/transfer", data=deep)
+        assert response.status == 422 and "error" in await response.json()
+        response = await client.post("/calls/t1/transfer", json={"to": "1001"})
+        assert (response.status, (await response.json())["error"]) == (
+            409,
+            "call t1 is already connected to 1001",
+        )
+        response = await client.post("/calls/t1/transfer", data="x" * 70000)
+        assert response.status == 413 and "error" in await response.json()
+
+
+async def test_a_transferred_caller_who_chooses_nothing_goes_back_to_the_switchboard(
+    open_: Rig,
+) -> None:
+    await referred(open_, "1201")
+    await answered_by_operator(open_)
+    await open_.event(refer("t1:op1", "1201"))
+    await open_.event(ended("t1:op1", OPEN + timedelta(seconds=20)))
+    n = len(played_media(open_, "t1"))
+    for i in range(3):  # the menu, then twice more
+        await open_.event(finished("t1", n + i))
+    assert created(open_)[-2:] == ["t1:op3", "t1:op4"], created(open_)
+    await open_.recorder.flush()
+    assert "[A6] no choice after a transfer: the switchboard" in open_.store.calls["t1"].trace

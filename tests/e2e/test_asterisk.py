@@ -307,6 +307,9 @@ async def test_a_day_override_with_hours_around_now_opens_by_date_and_time(
     pbx_env: PbxEnv, pbx: Pbx, observer: Observer
 ) -> None:
     window = _clamped_range(pbx_env, -2, 15) or _clamped_range(pbx_env, -15, 1)
+    if window is None:  # 23:59-00:02: no window around now fits in one day; wait it out
+        await asyncio.sleep(180)
+        window = _clamped_range(pbx_env, -2, 15)
     assert window is not None
     today = datetime.now(pbx_env.settings.site.tz).date()
     day = DateOverride(date=today, hours=(TimeRange(*window),), reason="test")

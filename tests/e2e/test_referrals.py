@@ -196,7 +196,7 @@ async def test_staff_listen_to_a_message_behind_the_pin_and_mark_it_called_back(
     caller = await entered_stasis(observer, "0700000044", "the call to 1101")
     assert await call.wait(40) == 0
     # 1101 listens: *98#, the PIN and #, then 5 (called back) during the message.
-    keys = [("4", 4000), ("7", 4300), ("1", 4600), ("1", 4900), ("#", 5200), ("5", 9000)]
+    keys = [("4", 4000), ("7", 4300), ("1", 4600), ("1", 4900), ("#", 5200), ("5", 16000)]
     listen = await place_call(pbx, "*98#", from_extension="1101", hold_ms=-1, dtmf=keys)
     await observer.wait_for(
         lambda e: (

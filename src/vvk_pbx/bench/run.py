@@ -364,7 +364,7 @@ def run_bench(
             "the local Asterisk already runs: stop it first (./scripts/stop or `vvk-pbx asterisk down`)"
         )
     work = Path(tempfile.mkdtemp(prefix="vvk-bench-"))
-    log(f"bench files in {work}")
+    log(f"bench files in {work} (removed when the bench succeeds)")
     config_path = bench_config(config, operators, work)
     settings = load(config_path)
     calendar = Calendar(settings.hours_policy())
@@ -403,6 +403,8 @@ def run_bench(
                     )
     finally:
         local.down(layout, log)
+    # Kept when a run fails, for its SIPp and controller logs; gone when all went well.
+    shutil.rmtree(work, ignore_errors=True)
     return runs, description
 
 

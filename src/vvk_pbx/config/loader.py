@@ -93,8 +93,8 @@ def _order(problem: Problem) -> tuple[list[tuple[int, int, str]], str]:
 
 # Pydantic's wording for a wrong type, said the way an ops person reads a TOML file.
 _TYPE_MESSAGES = {
-    "tuple_type": 'expected a list, like ["08:00-12:00"]',
-    "list_type": 'expected a list, like ["08:00-12:00"]',
+    "tuple_type": 'expected a list in [ ], like ["1101", "1102"]',
+    "list_type": 'expected a list in [ ], like ["1101", "1102"]',
     "string_type": "expected text in quotes",
     "int_type": "expected a whole number",
     "bool_type": "expected true or false",

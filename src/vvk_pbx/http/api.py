@@ -80,11 +80,10 @@ async def _health(request: web.Request) -> web.Response:
 
 async def _transfer(request: web.Request) -> web.Response:
     call_id = request.match_info["call_id"]
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(422, 'the body must be JSON: {"to": "<extension>"}')
-    to = body.get("to") if isinstance(body, dict) else None
+    body = await _json_object(request, 'the body must be JSON: {"to": "<extension>"}')
+    if isinstance(body, web.Response):
+        return body
+    to = body.get("to")
     if not isinstance(to, str) or not to:
         return _error(422, 'the body must be {"to": "<extension>"} with the extension as a string')
     extra = sorted(set(body) - {"to"})
@@ -97,13 +96,17 @@ async def _transfer(request: web.Request) -> web.Response:
     return web.json_response({"call": call_id, "to": to, "status": "transferring"}, status=202)
 
 
-async def _json_object(request: web.Request) -> dict[str, Any] | web.Response:
+async def _json_object(
+    request: web.Request, reason: str = "the body must be a JSON object"
+) -> dict[str, Any] | web.Response:
+    """The body as a JSON object, or a 422 saying what is expected."""
     try:
         body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return _error(422, "the body must be a JSON object")
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        # RecursionError: a body nested thousands of levels deep.
+        return _error(422, reason)
     if not isinstance(body, dict):
-        return _error(422, "the body must be a JSON object")
+        return _error(422, reason)
     return body
 
 

@@ -475,6 +475,11 @@ class Switchboard:
             if call.repeats < 2:
                 call.repeats += 1
                 await self._play(call, [sound("referral-menu")])
+            elif call.record.answered_at is not None and self.calendar.is_open(self.clock()):
+                # An operator's transfer nobody took, and no choice: back to the
+                # switchboard rather than a dropped caller (A6).
+                call.record = call.record.note("[A6] no choice after a transfer: the switchboard")
+                await self._to_switchboard(call)
             else:
                 call.state = "bye"
                 await self._play(call, [sound("goodbye")])
@@ -762,6 +767,8 @@ class Switchboard:
             raise TransferError(f"call {call_id} is not connected to anyone to transfer it", 409)
         if to not in self.numbering.extensions:
             raise TransferError(f"{to!r} is not an extension in the directory", 422)
+        if call.leg_names.get(call.connected_leg) == to:
+            raise TransferError(f"call {call_id} is already connected to {to}", 409)
 
     def request_transfer(self, call_id: str, to: str) -> None:
         """Check, then queue the transfer behind the call's own events (``POST /calls/{id}/transfer``)."""
@@ -772,6 +779,9 @@ class Switchboard:
         # A phone in the call sent REFER (a blind transfer from the phone).
         by = event.source.id
         if by != call.connected_leg:
+            await _quietly(self.ari.transfer_progress(by, "channel_declined"))
+            return
+        if event.destination == call.leg_names[by]:
             await _quietly(self.ari.transfer_progress(by, "channel_declined"))
             return
         if event.destination not in self.numbering.extensions:
@@ -890,7 +900,8 @@ class Switchboard:
             if call.connected_leg is None:
                 await self._connect(call, leg.id, when)
             else:
-                await self.ari.hangup(leg.id)  # lost the race to another phone
+                leg = replace(leg, status="LOST_RACE")  # another phone answered first
+                await self.ari.hangup(leg.id)
         elif event.dialstatus in FAILED_LEG:
             leg = replace(leg, status=event.dialstatus)
         call.legs[leg.id] = leg
@@ -990,7 +1001,9 @@ class Switchboard:
     async def _leg_gone(self, call: Call, leg_id: str, when: datetime) -> None:
         leg = call.legs[leg_id]
         if leg.ended_at is None:
-            call.legs[leg_id] = leg = replace(leg, ended_at=when)
+            # A leg that ends while still ringing was cancelled (another phone won, or the call moved on).
+            status = "CANCEL" if leg.status in ("", "RINGING") else leg.status
+            call.legs[leg_id] = leg = replace(leg, ended_at=when, status=status)
             self.recorder.save_leg(leg)
         self.leg_owner.pop(leg_id, None)
         self._release_leg(call, leg_id, when)
@@ -1072,7 +1085,8 @@ class Switchboard:
         live = [leg for leg in call.legs.values() if leg.ended_at is None]
         for leg in live:
             # The legs end with the caller; their own StasisEnd finds no call.
-            call.legs[leg.id] = ended = replace(leg, ended_at=when)
+            status = "CANCEL" if leg.status in ("", "RINGING") else leg.status
+            call.legs[leg.id] = ended = replace(leg, ended_at=when, status=status)
             self.recorder.save_leg(ended)
         # Forget the call before any await: its legs' later events find nothing.
         self.calls.pop(call.id, None)

@@ -89,7 +89,10 @@ class CallLog:
         if url.startswith("sqlite"):
             path = url.split(":///", 1)[-1]
             if path and path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    Path(path).parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise StorageError(f"{_safe(url)}: cannot open the call log: {exc}") from exc
         try:
             engine = create_async_engine(url)
         except (SQLAlchemyError, ValueError, ImportError) as exc:
