@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -1027,3 +1028,32 @@ async def test_a_transferred_caller_who_chooses_nothing_goes_back_to_the_switchb
     assert created(open_)[-2:] == ["t1:op3", "t1:op4"], created(open_)
     await open_.recorder.flush()
     assert "[A6] no choice after a transfer: the switchboard" in open_.store.calls["t1"].trace
+
+
+async def test_a_silent_pin_entry_ends_politely(
+    open_: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vvk_pbx.services.switchboard as sb
+
+    monkeypatch.setattr(sb, "PIN_WAIT_S", 0.05)
+    await open_.event(stasis("s1", OPEN, "feature", "*98#", number="1101"))
+    await open_.event(finished("s1", 1))  # the PIN prompt ended; nothing pressed
+    await asyncio.sleep(0.2)
+    await open_.dispatcher.drain()
+    assert played_media(open_, "s1")[-1] == "sound:vvk/goodbye"
+    await open_.event(finished("s1", 2))
+    assert open_.posts()[-1] == ("channels/s1", {"reason": "normal"})
+
+
+async def test_a_stale_pin_timeout_does_nothing(
+    open_: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import vvk_pbx.services.switchboard as sb
+
+    monkeypatch.setattr(sb, "PIN_WAIT_S", 0.05)
+    await open_.event(stasis("s2", OPEN, "feature", "*98#", number="1101"))
+    await open_.event(finished("s2", 1))
+    await open_.event(dtmf("s2", "4"))  # typing has begun
+    await asyncio.sleep(0.2)
+    await open_.dispatcher.drain()
+    assert played_media(open_, "s2") == ["sound:vvk/voicemail-pin"]

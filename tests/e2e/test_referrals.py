@@ -209,3 +209,20 @@ async def test_staff_listen_to_a_message_behind_the_pin_and_mark_it_called_back(
     assert await listen.wait(40) == 0
     [message] = vvk_json(database, "callbacks")
     assert message["status"] == "called_back"
+
+
+async def test_a_silent_mailbox_call_says_goodbye_and_hangs_up(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    await controller(OPEN_AT)
+    call = await place_call(pbx, "*98#", from_extension="1101", hold_ms=-1)
+    entry = await observer.wait_for(
+        lambda e: dialplan_app(e, "Stasis") and e["dialplan_app_data"] == "vvk-pbx,feature,*98#",
+        10,
+        "1101 dialing *98#",
+    )
+    assert await call.wait(30) == 0, "the controller hung up after the goodbye"
+    assert played(observer, entry["channel"]["id"]) == [
+        "sound:vvk/voicemail-pin",
+        "sound:vvk/goodbye",
+    ]

@@ -58,6 +58,7 @@ FALLBACK_INTERNAL = "vvk-fallback-internal"
 UNAVAILABLE = ("BUSY", "CHANUNAVAIL", "CONGESTION")
 UNAVAILABLE_S = 30
 RINGBACK = "tone:ring;tonezone=se"  # the Swedish ring cadence, until stopped
+PIN_WAIT_S = 10  # after the PIN prompt, how long to wait for the first key
 # A phone's SIP REFER on our legs becomes a ChannelTransfer event for us to
 # carry out, instead of Asterisk's own transfer (Asterisk >= 22.3).
 ARI_TRANSFERS = {"PJSIP_TRANSFER_HANDLING()": "ari-only"}
@@ -130,6 +131,19 @@ class Overflow(Event):
 
 
 @dataclass(frozen=True)
+class Timeout(Event):
+    """Internal: a caller expected to press keys in ``state`` has pressed nothing for a while."""
+
+    call_id: str
+    state: str
+    playbacks: int  # the prompt it waits after: a later prompt makes it stale
+
+    @property
+    def channel_id(self) -> str | None:
+        return self.call_id
+
+
+@dataclass(frozen=True)
 class Transfer(Event):
     """Internal: transfer the call to an extension (``POST /calls/{id}/transfer``)."""
 
@@ -151,7 +165,9 @@ class TransferError(Exception):
 
 
 def internal_event(
-    cls: type[Offer] | type[Overflow] | type[Transfer], call_id: str, **fields: object
+    cls: type[Offer] | type[Overflow] | type[Transfer] | type[Timeout],
+    call_id: str,
+    **fields: object,
 ) -> Event:
     return cls(cls.__name__, "", None, {}, call_id=call_id, **fields)  # type: ignore[arg-type]
 
@@ -273,6 +289,18 @@ class Switchboard:
             return
         if isinstance(event, Overflow):
             await self._overflow(event.call_id)
+            return
+        if isinstance(event, Timeout):
+            waiting = self.calls.get(event.call_id)
+            if (
+                waiting is not None
+                and waiting.state == event.state
+                and waiting.playbacks == event.playbacks
+                and not waiting.digits
+            ):
+                waiting.record = waiting.record.note(f"[V1] no keys pressed in {event.state}")
+                waiting.state = "informing"
+                await self._play(waiting, [sound("goodbye")])
             return
         if isinstance(event, Transfer):
             transferring = self.calls.get(event.call_id)
@@ -490,6 +518,13 @@ class Switchboard:
             await self._record(call)
         elif call.state == "vm-playing":
             await self._next_message(call)  # no choice: on to the next one
+        elif call.state == "pin-entry" and not call.digits:
+            # The PIN prompt ended and nothing was pressed: wait a little, then goodbye.
+            asyncio.get_running_loop().call_later(
+                PIN_WAIT_S,
+                self.post,
+                internal_event(Timeout, call.id, state="pin-entry", playbacks=call.playbacks),
+            )
         elif call.state == "voicemail-saved":
             self._finish(call, when, Outcome.VOICEMAIL, "V1: the message is saved")
             await self.ari.hangup(call.id)
