@@ -10,6 +10,7 @@ from datetime import datetime
 from tests.conftest import ROOT, SAMPLE_CONFIG
 from tests.e2e.conftest import PbxEnv
 from tests.e2e.harness import (
+    CLOSED_AT,
     OPEN_AT,
     VVK,
     Controller,
@@ -226,3 +227,42 @@ async def test_a_silent_mailbox_call_says_goodbye_and_hangs_up(
         "sound:vvk/voicemail-pin",
         "sound:vvk/goodbye",
     ]
+
+
+async def test_zero_reaches_the_closed_message_when_the_switchboard_is_closed(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    _, database = await controller(CLOSED_AT)  # Christmas Day
+    subprocess.run(
+        [VVK, "referrals", "set", "1101", "--reason", "4", "--from", "2026-12-20T00:00",
+         "--until", "2027-01-04T08:00", "--database", database, "--config", str(SAMPLE_CONFIG)],
+        check=True, capture_output=True, cwd=ROOT,
+    )  # fmt: skip
+    call = await place_call(
+        pbx, DIRECT_1101, caller_number="0700000045", hold_ms=16000, dtmf=[("0", 11000)]
+    )
+    caller = await entered_stasis(observer, "0700000045", "the call to 1101")
+    await observer.wait_for(
+        lambda e: (
+            e.get("type") == "PlaybackStarted"
+            and e["playback"]["media_uri"] == "sound:vvk/closed"
+            and e["playback"]["target_uri"] == f"channel:{caller}"
+        ),
+        20,
+        "the closed message after 0",
+    )
+    media = played(observer, caller)
+    # "… har semester och är tillbaka måndag den fjärde januari klockan 8", then the menu.
+    assert media[:9] == [
+        "sound:vvk/name-1101",
+        "sound:vvk/reason-4",
+        "sound:vvk/and-back",
+        "sound:vvk/day-0",
+        "sound:vvk/the-date",
+        "sound:vvk/ord-4",
+        "sound:vvk/month-1",
+        "sound:vvk/at-clock",
+        "sound:vvk/num-8",
+    ], media
+    assert media.index("sound:vvk/referral-menu") < media.index("sound:vvk/closed")
+    await call.wait(30)
