@@ -457,26 +457,6 @@ referrals_app = typer.Typer(help="Referrals (hänvisningar, R1-R6).", no_args_is
 app.add_typer(referrals_app, name="referrals")
 
 
-def _referral_json(referral: Any, settings: Settings) -> dict[str, Any]:
-    reasons = {r.code: r for r in settings.referral_reasons}
-    reason = reasons.get(referral.reason)
-    return {
-        "id": referral.id,
-        "extension": referral.extension,
-        "reason": referral.reason,
-        "reason_name": reason.name if reason else None,
-        "phrase": reason.phrase if reason else None,
-        "start": referral.start.astimezone(settings.site.tz).isoformat(),
-        "end": referral.end.astimezone(settings.site.tz).isoformat(),
-        "note": referral.note,
-        "set_by": referral.set_by,
-        "source": referral.source.value,
-        "cleared_at": None
-        if referral.cleared_at is None
-        else referral.cleared_at.astimezone(settings.site.tz).isoformat(),
-    }
-
-
 @referrals_app.command("list")
 def referrals_list(
     config: ConfigOption = None,
@@ -485,17 +465,16 @@ def referrals_list(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Every referral in force now (or --at), by extension: what the operator sees (R6)."""
-    from vvk_pbx.storage.referrals import ReferralStore
 
     settings = _load_or_exit(config)
     when = parse_instant(at, settings) if at else _now(settings)
 
-    async def fetch(store: Any) -> dict[str, Any]:
-        found: dict[str, Any] = await ReferralStore(store.engine).all_in_force(when)
-        return found
+    async def fetch(store: Any) -> list[dict[str, Any]]:
+        service = _referral_service(store, settings)
+        found = await service.in_force_now(when)
+        return [service.referral_json(found[ext]) for ext in sorted(found)]
 
-    found = _with_store(database, "referrals", fetch)
-    rows = [_referral_json(found[ext], settings) for ext in sorted(found)]
+    rows = _with_store(database, "referrals", fetch)
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
@@ -532,16 +511,19 @@ def referrals_set(
     begin = parse_instant(start, settings, "--from") if start else _now(settings)
     end = parse_instant(until, settings, "--until")
 
-    async def store_it(store: Any) -> Any:
+    async def store_it(store: Any) -> dict[str, Any]:
         service = _referral_service(store, settings)
-        return await service.set_referral(extension, reason, begin, end, "cli", Source.CLI, note)
+        referral = await service.set_referral(
+            extension, reason, begin, end, "cli", Source.CLI, note
+        )
+        return service.referral_json(referral)  # type: ignore[no-any-return]
 
     try:
-        referral = _with_store(database, "referrals", store_it)
+        row = _with_store(database, "referrals", store_it)
     except ReferralError as exc:
         hint = {"extension": "EXTENSION", "reason": "--reason", "note": "--note"}
         raise typer.BadParameter(exc.reason, param_hint=hint.get(exc.field, "--until")) from None
-    out.print_json(json.dumps(_referral_json(referral, settings), ensure_ascii=False))
+    out.print_json(json.dumps(row, ensure_ascii=False))
 
 
 def _referral_service(store: Any, settings: Settings) -> Any:
@@ -632,29 +614,15 @@ def callbacks(
     settings = _load_or_exit(config)
     now = _now(settings)
 
-    async def fetch(store: Any) -> list[Any]:
-        found: list[Any] = await _referral_service(store, settings).ledger(now, unit, overdue)
-        return found
+    async def fetch(store: Any) -> list[dict[str, Any]]:
+        service = _referral_service(store, settings)
+        found = await service.ledger(now, unit, overdue)
+        return [service.message_json(m, now) for m in found]
 
     try:
-        messages = _with_store(database, "callbacks", fetch)
+        rows = _with_store(database, "callbacks", fetch)
     except ReferralError as exc:
         raise typer.BadParameter(exc.reason, param_hint="--unit") from None
-    tz = settings.site.tz
-    rows = [
-        {
-            "id": m.id,
-            "extension": m.extension,
-            "caller": m.caller,
-            "left_at": m.left_at.astimezone(tz).isoformat(),
-            "duration_s": m.duration_s,
-            "deadline": m.deadline_at.astimezone(tz).isoformat(),
-            "status": m.status.value,
-            "overdue": m.overdue(now),
-            "recording": m.recording,
-        }
-        for m in messages
-    ]
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return

@@ -36,6 +36,7 @@ from typing import Any
 import aiohttp
 
 from tests.e2e.sipp.make_dtmf_pcaps import DIGITS, SRC, renumber
+from vvk_pbx.bench.run import free_udp_port
 
 SIPP_DIR = Path(__file__).parent / "sipp"
 MAX_DTMF = 8
@@ -218,17 +219,6 @@ def dial(peer_prefix: str, status: str) -> Callable[[Event], bool]:
 # ----------------------------------------------------------------------------- SIPp
 
 _media_ports = itertools.cycle(range(20000, 30000, 4))
-
-
-def free_udp_port(host: str, start: int = 30000, stop: int = 40000) -> int:
-    for port in range(start, stop):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            try:
-                probe.bind((host, port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError(f"no free UDP port on {host}")
 
 
 @dataclass

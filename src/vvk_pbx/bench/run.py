@@ -103,15 +103,16 @@ def peak_rss_mb(pid: int) -> float:
     return int(match.group(1)) / 1024
 
 
-def _free_port(host: str, start: int) -> int:
-    for port in range(start, start + 1000):
+def free_udp_port(host: str, start: int = 30000, stop: int = 40000) -> int:
+    """The first UDP port in ``[start, stop)`` free on ``host``. Raises ``BenchError``."""
+    for port in range(start, stop):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
             try:
                 probe.bind((host, port))
             except OSError:
                 continue
             return port
-    raise BenchError(f"no free UDP port on {host} from {start}")
+    raise BenchError(f"no free UDP port on {host} in {start}-{stop - 1}")
 
 
 @contextmanager
@@ -226,7 +227,7 @@ def _place_calls(
 ) -> tuple[int, int, int, WireResult]:
     """Run the SIPp caller; returns (placed, successful, failed, wire timings)."""
     asterisk = settings.asterisk
-    port = _free_port(CALLER_HOST, 15060)
+    port = free_udp_port(CALLER_HOST, 15060, 16060)
     placed = rate * seconds
     stat_file = work / f"caller-{tag}.csv"
     command = [
@@ -241,7 +242,7 @@ def _place_calls(
         "-p",
         str(port),
         "-mp",
-        str(_free_port(CALLER_HOST, 20000)),
+        str(free_udp_port(CALLER_HOST, 20000, 21000)),
         "-r",
         str(rate),
         "-rp",

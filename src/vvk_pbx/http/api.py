@@ -27,8 +27,7 @@ from typing import Any
 
 from aiohttp import web
 
-from vvk_pbx.domain.referral import Referral, Source
-from vvk_pbx.domain.voicemail import Message
+from vvk_pbx.domain.referral import Source
 from vvk_pbx.services.referrals import ReferralError
 from vvk_pbx.services.switchboard import Switchboard, TransferError
 
@@ -110,41 +109,6 @@ async def _json_object(
     return body
 
 
-def _local(board: Switchboard, at: datetime) -> str:
-    return at.astimezone(board.calendar.tz).isoformat()
-
-
-def _referral_body(board: Switchboard, referral: Referral) -> dict[str, Any]:
-    reason = board.referrals.reasons.get(referral.reason)
-    return {
-        "id": referral.id,
-        "extension": referral.extension,
-        "reason": referral.reason,
-        "phrase": reason.phrase if reason else None,
-        "start": _local(board, referral.start),
-        "end": _local(board, referral.end),
-        "note": referral.note,
-        "set_by": referral.set_by,
-        "source": referral.source.value,
-    }
-
-
-def _message_body(board: Switchboard, message: Message, now: datetime) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "extension": message.extension,
-        "caller": message.caller,
-        "left_at": _local(board, message.left_at),
-        "duration_s": message.duration_s,
-        "deadline": _local(board, message.deadline_at),
-        "status": message.status.value,
-        "overdue": message.overdue(now),
-        "called_back_at": None
-        if message.called_back_at is None
-        else _local(board, message.called_back_at),
-    }
-
-
 def _instant(board: Switchboard, value: object, field: str) -> datetime:
     if not isinstance(value, str):
         raise ReferralError(field, f"{field} must be a time like 2026-12-01T14:30")
@@ -158,7 +122,7 @@ def _instant(board: Switchboard, value: object, field: str) -> datetime:
 async def _referrals(request: web.Request) -> web.Response:
     board = request.app[SWITCHBOARD]
     found = await board.referrals.in_force_now(board.clock())
-    return web.json_response([_referral_body(board, found[ext]) for ext in sorted(found)])
+    return web.json_response([board.referrals.referral_json(found[ext]) for ext in sorted(found)])
 
 
 async def _set_referral(request: web.Request) -> web.Response:
@@ -185,7 +149,7 @@ async def _set_referral(request: web.Request) -> web.Response:
         )
     except ReferralError as exc:
         return _error(404 if exc.field == "extension" else 422, exc.reason)
-    return web.json_response(_referral_body(board, referral), status=201)
+    return web.json_response(board.referrals.referral_json(referral), status=201)
 
 
 async def _clear_referral(request: web.Request) -> web.Response:
@@ -209,7 +173,7 @@ async def _messages(request: web.Request) -> web.Response:
         found = await board.referrals.ledger(now, request.query.get("unit"), overdue == "true")
     except ReferralError as exc:
         return _error(422, exc.reason)
-    return web.json_response([_message_body(board, m, now) for m in found])
+    return web.json_response([board.referrals.message_json(m, now) for m in found])
 
 
 async def _called_back(request: web.Request) -> web.Response:
@@ -218,4 +182,4 @@ async def _called_back(request: web.Request) -> web.Response:
     message = await board.referrals.called_back(request.match_info["message_id"], now)
     if message is None:
         return _error(404, f"no message {request.match_info['message_id']}")
-    return web.json_response(_message_body(board, message, now))
+    return web.json_response(board.referrals.message_json(message, now))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.calendar import Calendar
@@ -298,6 +298,43 @@ class ReferralService:
     async def called_back(self, message_id: str, at: datetime) -> Message | None:
         """Mark a message called back (V2); None if there is no such message."""
         return await self.messages.mark(message_id, Status.CALLED_BACK, at)
+
+    # ----- one JSON view for the API and the command line ----------------------------------
+
+    def referral_json(self, referral: Referral) -> dict[str, Any]:
+        """A referral as JSON, times ISO 8601 in the site's zone."""
+        reason = self.reasons.get(referral.reason)
+        return {
+            "id": referral.id,
+            "extension": referral.extension,
+            "reason": referral.reason,
+            "reason_name": reason.name if reason else None,
+            "phrase": reason.phrase if reason else None,
+            "start": self._local(referral.start),
+            "end": self._local(referral.end),
+            "note": referral.note,
+            "set_by": referral.set_by,
+            "source": referral.source.value,
+            "cleared_at": self._local(referral.cleared_at),
+        }
+
+    def message_json(self, message: Message, now: datetime) -> dict[str, Any]:
+        """A ledger entry as JSON, with whether it is overdue at ``now`` (V2)."""
+        return {
+            "id": message.id,
+            "extension": message.extension,
+            "caller": message.caller,
+            "left_at": self._local(message.left_at),
+            "duration_s": message.duration_s,
+            "deadline": self._local(message.deadline_at),
+            "status": message.status.value,
+            "overdue": message.overdue(now),
+            "called_back_at": self._local(message.called_back_at),
+            "recording": message.recording,
+        }
+
+    def _local(self, at: datetime | None) -> str | None:
+        return None if at is None else at.astimezone(self.calendar.tz).isoformat()
 
 
 class ReferralError(ValueError):
