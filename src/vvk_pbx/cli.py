@@ -126,13 +126,26 @@ def hours(
             help="Open or closed at this ISO 8601 time (local Europe/Stockholm if no offset)."
         ),
     ] = None,
+    unit: Annotated[
+        str | None,
+        typer.Option(
+            help="A unit's own phone hours (A7) instead of the switchboard's. A unit "
+            "without phone hours of its own follows the switchboard."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """Show the switchboard's opening hours: the special days of a year, or the status at a time."""
     if (year is None) == (at is None):
         raise typer.BadParameter("give exactly one of --year or --at")
     settings = _load_or_exit(config)
-    calendar = Calendar(settings.hours_policy())
+    policy = settings.hours_policy()
+    if unit is not None:
+        if unit not in {u.id for u in settings.units}:
+            units = ", ".join(sorted(u.id for u in settings.units))
+            raise typer.BadParameter(f"no unit {unit!r} (units: {units})", param_hint="--unit")
+        policy = settings.unit_hours_policy(unit) or policy
+    calendar = Calendar(policy)
     if at is not None:
         try:
             status = calendar.status(parse_instant(at, settings))
@@ -152,7 +165,12 @@ def hours(
     if as_json:
         out.print_json(json.dumps([schedule_json(d) for d in days], ensure_ascii=False))
         return
-    table = Table(title=f"Avvikande dagar {year} ({settings.site.name})")
+    whose = settings.site.name
+    if unit is not None:
+        unit_name = next(u.name for u in settings.units if u.id == unit)
+        own = settings.unit_hours_policy(unit) is not None
+        whose = f"{unit_name}, {'telefontid' if own else 'följer växeln'}"
+    table = Table(title=f"Avvikande dagar {year} ({whose})")
     table.add_column("Datum")
     table.add_column("Dag")
     table.add_column("Öppet")
@@ -338,7 +356,10 @@ def call_json(record: Any, legs: list[Any] | None = None) -> dict[str, Any]:
 
 SinceOption = Annotated[str | None, typer.Option(help="Calls that arrived at or after this time.")]
 UntilOption = Annotated[str | None, typer.Option(help="Calls that arrived before this time.")]
-DatabaseOption = Annotated[str | None, typer.Option(help="Call-log database URL.")]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(help="Call-log database: a SQLite file, or a URL (sqlite:///…, postgresql://…)."),
+]
 
 
 @calls_app.command("list")
@@ -483,11 +504,15 @@ def referrals_list(
     for column in ("Ankn", "Namn", "Orsak", "Tillbaka", "Anteckning"):
         table.add_column(column)
     for row in rows:
+        back = row["end"][:16].replace("T", " ")
+        if row["announced_end"] != row["end"]:
+            # What callers are told: the next time the unit and the switchboard are open.
+            back += f" (nås {row['announced_end'][:16].replace('T', ' ')})"
         table.add_row(
             row["extension"],
             names.get(row["extension"], ""),
             row["phrase"] or str(row["reason"]),
-            row["end"][:16].replace("T", " "),
+            back,
             row["note"] or "",
         )
     out.print(table)

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import STHLM
 from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
 from vvk_pbx.domain.routing import Action, Route, Step
-from vvk_pbx.storage.calllog import CallLog, StorageError
+from vvk_pbx.storage.calllog import CallLog, StorageError, async_url
 
 T0 = datetime(2026, 11, 30, 9, 0, 0, 250000, tzinfo=STHLM)
 ROUTE = Route(
@@ -194,3 +194,19 @@ async def test_a_locked_sqlite_database_fails_the_write_at_once_and_loses_nothin
 async def test_a_database_where_no_directory_can_be_made_is_a_clear_error() -> None:
     with pytest.raises(StorageError, match="cannot open the call log"):
         await CallLog.open("sqlite+aiosqlite:////proc/vvk-nope/calls.sqlite3")
+
+
+@pytest.mark.parametrize(
+    ("given", "used"),
+    [
+        ("/var/lib/vvk-pbx/calls.sqlite3", "sqlite+aiosqlite:////var/lib/vvk-pbx/calls.sqlite3"),
+        ("sqlite:///calls.sqlite3", "sqlite+aiosqlite:///calls.sqlite3"),
+        ("sqlite+aiosqlite:///x.db", "sqlite+aiosqlite:///x.db"),
+        ("postgres://vvk@db/vvk", "postgresql+asyncpg://vvk@db/vvk"),
+        ("postgresql://vvk:pw@db/vvk", "postgresql+asyncpg://vvk:pw@db/vvk"),
+        ("postgresql+asyncpg://db/vvk", "postgresql+asyncpg://db/vvk"),
+        ("mysql://db/vvk", "mysql://db/vvk"),
+    ],
+)
+def test_ops_may_give_a_path_or_a_url_without_a_driver(given: str, used: str) -> None:
+    assert async_url(given) == used

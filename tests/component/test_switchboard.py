@@ -808,6 +808,27 @@ async def test_a_caller_to_a_referred_person_hears_why_and_when_then_the_menu(
     assert any(line.startswith("[R5] 1101 is referred (mote) until") for line in record.trace)
 
 
+async def test_the_return_heard_is_when_the_persons_unit_answers_again(open_: Rig) -> None:
+    # Oskar Dahl's unit (bygg-miljo) has phone hours 09–11 and 13–15 on Mondays: back at
+    # 15:30 while the switchboard is still open, he is reachable first at 9 the next day (A7).
+    await open_.referrals.set(
+        "1303", 2, OPEN, OPEN.replace(hour=15, minute=30), "1303", Source.PHONE
+    )
+    await open_.event(stasis("p9", OPEN, "inbound", "0123191303"))
+    assert played_media(open_, "p9") == [
+        "sound:vvk/name-1303,sound:vvk/reason-2,sound:vvk/and-back,sound:vvk/tomorrow,"
+        "sound:vvk/at-clock,sound:vvk/num-9,sound:vvk/referral-menu"
+    ]
+    [referral] = open_.referrals.referrals
+    service = open_.board.referrals
+    assert service is not None
+    body = service.referral_json(referral)
+    assert (body["end"], body["announced_end"]) == (
+        "2026-11-30T15:30:00+01:00",
+        "2026-12-01T09:00:00+01:00",
+    )
+
+
 async def test_voicemail_is_recorded_and_enters_the_ledger_with_its_deadline(
     open_: Rig,
 ) -> None:

@@ -72,13 +72,22 @@ class Pbx:
         return f"http://127.0.0.1:{self.ari_port}/ari/{path.lstrip('/')}"
 
 
+# place_call's "digit" for 7 s of speech: SIPp's own G.711 A-law sample
+# (/usr/share/sip-tester/g711a.pcap), re-numbered like a DTMF slot. Its RTP
+# timestamps run past the next slot's, so it must be the caller's last entry.
+SPEECH = "speech"
+
+
 def make_dtmf_pcaps(target: Path) -> Path:
-    """Per-slot RFC 4733 pcaps (see ``sipp/make_dtmf_pcaps.py`` for why), made once."""
-    marker = target / ".done"
+    """Per-slot RFC 4733 pcaps (see ``sipp/make_dtmf_pcaps.py`` for why) and per-slot
+    copies of the speech sample, made once."""
+    marker = target / ".done-speech"
     if not marker.exists():
         target.mkdir(parents=True, exist_ok=True)
-        for digit in DIGITS:
-            data = (SRC / f"dtmf_2833_{digit}.pcap").read_bytes()
+        sources = {d: SRC / f"dtmf_2833_{d}.pcap" for d in DIGITS}
+        sources[SPEECH] = SRC / "g711a.pcap"
+        for digit, source in sources.items():
+            data = source.read_bytes()
             for slot in range(1, MAX_DTMF + 1):
                 (target / f"dtmf_2833_{digit}_s{slot}.pcap").write_bytes(renumber(data, slot))
         marker.touch()
@@ -211,6 +220,23 @@ def dial(peer_prefix: str, status: str) -> Callable[[Event], bool]:
             event.get("type") == "Dial"
             and event.get("peer", {}).get("name", "").startswith(peer_prefix)
             and event.get("dialstatus") == status
+        )
+
+    return match
+
+
+def playback_started(
+    channel_id: str | None = None, media: str | None = None
+) -> Callable[[Event], bool]:
+    """A ``PlaybackStarted`` event on channel ``channel_id`` of ``media`` (a media URI);
+    None matches any. Asterisk emits one for each media URI of a playback in turn."""
+
+    def match(event: Event) -> bool:
+        playback = event.get("playback", {})
+        return (
+            event.get("type") == "PlaybackStarted"
+            and (channel_id is None or playback.get("target_uri") == f"channel:{channel_id}")
+            and (media is None or playback.get("media_uri") == media)
         )
 
     return match
@@ -356,7 +382,8 @@ async def place_call(
     """One call. From the trunk (127.0.0.2) unless ``from_extension`` is given.
 
     ``dtmf``: ``[(digit, ms after the answer), ...]``, increasing, at most 8,
-    keep them 200 ms apart. ``hold_ms``: after the answer the caller hangs up
+    keep them 200 ms apart; ``SPEECH`` as the last "digit" sends 7 s of speech
+    (G.711 A-law). ``hold_ms``: after the answer the caller hangs up
     (-1: wait for the far end's BYE). ``cancel_ms``: give up ringing after that
     long (0: never). ``#`` in ``dialed`` is escaped as ``%23``.
     """
@@ -390,6 +417,8 @@ async def place_call(
     digits = dtmf or []
     if len(digits) > MAX_DTMF:
         raise ValueError(f"at most {MAX_DTMF} DTMF digits")
+    if any(digit == SPEECH for digit, _ in digits[:-1]):
+        raise ValueError("speech must be the caller's last entry")
     previous = 0
     for slot in range(1, MAX_DTMF + 1):
         if slot <= len(digits):
@@ -474,15 +503,7 @@ Controller = Callable[..., Awaitable[tuple[subprocess.Popen[bytes], str]]]
 def played(observer: Observer, channel_id: str) -> list[str]:
     """Media URIs started on a channel, in order: Asterisk emits PlaybackStarted for each
     media URI of a playback in turn (PlaybackContinuing repeats the one that ended)."""
-    return [
-        e["playback"]["media_uri"]
-        for e in observer.matching(
-            lambda e: (
-                e.get("type") == "PlaybackStarted"
-                and e["playback"].get("target_uri") == f"channel:{channel_id}"
-            )
-        )
-    ]
+    return [e["playback"]["media_uri"] for e in observer.matching(playback_started(channel_id))]
 
 
 async def entered_stasis(observer: Observer, caller_number: str, what: str) -> str:

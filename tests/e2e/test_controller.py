@@ -23,6 +23,7 @@ from tests.e2e.harness import (
     dialplan_app,
     entered_stasis,
     place_call,
+    playback_started,
     played,
     start_carrier,
     start_phone,
@@ -73,19 +74,13 @@ async def test_closed_call_hears_the_answering_machine_and_reaches_social_on_cal
         )
         caller = entry["channel"]["id"]
         await observer.wait_for(
-            lambda e: (
-                e.get("type") == "PlaybackStarted"
-                and e["playback"]["target_uri"] == f"channel:{caller}"
-            ),
+            playback_started(caller),
             10,
             "the answering machine",
         )
         # Asterisk reports each media URI of the playback as it starts it.
         await observer.wait_for(
-            lambda e: (
-                e.get("type") == "PlaybackStarted"
-                and e["playback"].get("media_uri") == "sound:vvk/num-8"
-            ),
+            playback_started(media="sound:vvk/num-8"),
             20,
             "the next opening time",
         )
@@ -188,10 +183,7 @@ async def test_a_killed_controller_leaves_calls_to_the_fallback_and_recovers(
     first = await place_call(pbx, SWITCHBOARD, caller_number="0700000001", hold_ms=-1)
     first_id = await entered_stasis(observer, "0700000001", "the first call in Stasis")
     await observer.wait_for(
-        lambda e: (
-            e.get("type") == "PlaybackStarted"
-            and e["playback"]["target_uri"] == f"channel:{first_id}"
-        ),
+        playback_started(first_id),
         10,
         "the controller answering the first call",
     )
@@ -230,10 +222,7 @@ async def test_a_killed_controller_leaves_calls_to_the_fallback_and_recovers(
     third = await place_call(pbx, SWITCHBOARD, caller_number="0700000003", hold_ms=2000)
     third_id = await entered_stasis(observer, "0700000003", "the third call in Stasis")
     await observer.wait_for(
-        lambda e: (
-            e.get("type") == "PlaybackStarted"
-            and e["playback"]["target_uri"] == f"channel:{third_id}"
-        ),
+        playback_started(third_id),
         10,
         "the restarted controller answering",
     )
@@ -278,10 +267,7 @@ async def test_one_busy_operator_takes_the_external_caller_before_the_internal_o
         internal = await place_call(pbx, "9", from_extension="1101", hold_ms=14000)
         internal_id = await entered_stasis(observer, "1101", "the internal call")
         await observer.wait_for(
-            lambda e: (
-                e.get("type") == "PlaybackStarted"
-                and e["playback"]["target_uri"] == f"channel:{internal_id}"
-            ),
+            playback_started(internal_id),
             10,
             "the internal caller hearing the welcome",
         )

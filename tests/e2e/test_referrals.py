@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import array
 import asyncio
 import json
 import subprocess
+import wave
 from datetime import datetime
 
 from tests.conftest import ROOT, SAMPLE_CONFIG
@@ -12,6 +14,7 @@ from tests.e2e.conftest import PbxEnv
 from tests.e2e.harness import (
     CLOSED_AT,
     OPEN_AT,
+    SPEECH,
     VVK,
     Controller,
     Observer,
@@ -20,6 +23,7 @@ from tests.e2e.harness import (
     dialplan_app,
     entered_stasis,
     place_call,
+    playback_started,
     played,
     start_phone,
 )
@@ -117,15 +121,18 @@ async def test_a_staff_code_is_stored_and_read_back_and_clearing_opens_the_phone
 async def test_a_caller_leaves_a_message_and_it_enters_the_ledger(
     pbx: Pbx, observer: Observer, controller: Controller, pbx_env: PbxEnv
 ) -> None:
-    # Messages of at most 6 s: the test caller sends no audio for silence to end.
     _, database = await controller(
-        OPEN_AT, edits=(("[queue]", "[voicemail]\nmax_s = 10\nsilence_s = 3\n\n[queue]"),)
+        OPEN_AT, edits=(("[queue]", "[voicemail]\nmax_s = 30\nsilence_s = 3\n\n[queue]"),)
     )
     await dial_code(pbx, observer, "*23*2*1430#", hold_ms=9000)
-    # 2 during the menu: the prompt, the beep, the message; then the controller
-    # thanks the caller and hangs up.
+    # 2 during the menu: the prompt (4.5 s), the beep, then 7 s of speech; 3 s of
+    # silence end the message, and the controller thanks the caller and hangs up.
     call = await place_call(
-        pbx, DIRECT_1101, caller_number="0700000043", hold_ms=-1, dtmf=[("2", 9000)]
+        pbx,
+        DIRECT_1101,
+        caller_number="0700000043",
+        hold_ms=-1,
+        dtmf=[("2", 9000), (SPEECH, 15500)],
     )
     caller = await entered_stasis(observer, "0700000043", "the call to 1101")
     started = await observer.wait_for(
@@ -156,18 +163,18 @@ async def test_a_caller_leaves_a_message_and_it_enters_the_ledger(
     left = datetime.fromisoformat(str(message["left_at"]))
     deadline = Calendar(settings.hours_policy()).add_working_days(left, 2)
     assert datetime.fromisoformat(str(message["deadline"])) == deadline
-    # The recording is kept in Asterisk's spool (the test caller sends no audio,
-    # so its length says little).
-    assert float(message["duration_s"]) >= 0  # type: ignore[arg-type]
+    # The recording is kept in Asterisk's spool, with the speech in it: its
+    # length is the 7 s sample, give or take the silence detection's trim.
     stored = pbx_env.layout.inside(f"{local.CHROOT.recordings}/{message['recording']}.wav")
     assert stored.is_file(), stored
-    assert observer.matching(
-        lambda e: (
-            e.get("type") == "PlaybackStarted"
-            and e["playback"]["media_uri"] == "sound:vvk/voicemail-saved"
-            and e["playback"]["target_uri"] == f"channel:{caller}"
-        )
-    )
+    with wave.open(str(stored)) as recorded:
+        seconds = recorded.getnframes() / recorded.getframerate()
+        samples = array.array("h", recorded.readframes(recorded.getnframes()))
+    print("recorded", seconds, "s; ledger says", message["duration_s"])
+    assert 5 <= float(message["duration_s"]) <= 12, message  # type: ignore[arg-type]
+    assert 5 <= seconds <= 12
+    assert max(abs(x) for x in samples) > 1000, "the speech is in the file"
+    assert observer.matching(playback_started(caller, "sound:vvk/voicemail-saved"))
 
 
 async def test_an_impossible_code_gets_the_spoken_error_and_stores_nothing(
@@ -200,10 +207,7 @@ async def test_staff_listen_to_a_message_behind_the_pin_and_mark_it_called_back(
     keys = [("4", 4000), ("7", 4300), ("1", 4600), ("1", 4900), ("#", 5200), ("5", 16000)]
     listen = await place_call(pbx, "*98#", from_extension="1101", hold_ms=-1, dtmf=keys)
     await observer.wait_for(
-        lambda e: (
-            e.get("type") == "PlaybackStarted"
-            and e["playback"]["media_uri"] == f"recording:vm-1101-{caller}"
-        ),
+        playback_started(media=f"recording:vm-1101-{caller}"),
         20,
         "the message playing to 1101",
     )
@@ -243,11 +247,7 @@ async def test_zero_reaches_the_closed_message_when_the_switchboard_is_closed(
     )
     caller = await entered_stasis(observer, "0700000045", "the call to 1101")
     await observer.wait_for(
-        lambda e: (
-            e.get("type") == "PlaybackStarted"
-            and e["playback"]["media_uri"] == "sound:vvk/closed"
-            and e["playback"]["target_uri"] == f"channel:{caller}"
-        ),
+        playback_started(caller, "sound:vvk/closed"),
         20,
         "the closed message after 0",
     )
@@ -265,4 +265,38 @@ async def test_zero_reaches_the_closed_message_when_the_switchboard_is_closed(
         "sound:vvk/num-8",
     ], media
     assert media.index("sound:vvk/referral-menu") < media.index("sound:vvk/closed")
+    await call.wait(30)
+
+
+async def test_the_return_a_caller_hears_waits_for_the_units_phone_hours(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    # Monday 10:00. Oskar Dahl (1303, Bygg och miljö) is back at 15:30, when the
+    # switchboard is open but his unit's phone hours (09–11, 13–15) are over (A7).
+    _, database = await controller(OPEN_AT)
+    subprocess.run(
+        [VVK, "referrals", "set", "1303", "--reason", "2", "--from", "2026-11-30T09:00",
+         "--until", "2026-11-30T15:30", "--database", database, "--config", str(SAMPLE_CONFIG)],
+        check=True, capture_output=True, cwd=ROOT,
+    )  # fmt: skip
+    call = await place_call(pbx, "0123191303", caller_number="0700000046", hold_ms=9000)
+    caller = await entered_stasis(observer, "0700000046", "the call to 1303")
+    await observer.wait_for(
+        playback_started(caller, "sound:vvk/referral-menu"), 20, "the menu after the referral"
+    )
+    # "Oskar Dahl är på möte och är tillbaka i morgon klockan 9"
+    assert played(observer, caller) == [
+        "sound:vvk/name-1303",
+        "sound:vvk/reason-2",
+        "sound:vvk/and-back",
+        "sound:vvk/tomorrow",
+        "sound:vvk/at-clock",
+        "sound:vvk/num-9",
+        "sound:vvk/referral-menu",
+    ]
+    [referral] = vvk_json(database, "referrals", "list", "--at", "2026-11-30T11:00")
+    assert (referral["end"], referral["announced_end"]) == (
+        "2026-11-30T15:30:00+01:00",
+        "2026-12-01T09:00:00+01:00",
+    )
     await call.wait(30)

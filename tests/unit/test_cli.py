@@ -70,9 +70,49 @@ def test_year_table_is_readable() -> None:
     assert "2026-06-05" in out
 
 
+def test_a_units_phone_hours_are_shown_with_unit() -> None:
+    code, out, err = run(
+        "hours",
+        "--config",
+        str(SAMPLE_CONFIG),
+        "--unit",
+        "bygg-miljo",
+        "--at",
+        "2026-11-30T08:30",
+        "--json",
+    )
+    assert code == 0, err
+    assert json.loads(out) == {
+        "open": False,
+        "reason": "Stängt – Vardag: 09:00–11:00, 13:00–15:00",
+        "next_change": "2026-11-30T09:00:00+01:00",
+    }
+    code, out, _ = run(
+        "hours", "--config", str(SAMPLE_CONFIG), "--unit", "bygg-miljo", "--year", "2026"
+    )
+    assert code == 0
+    assert "Bygg och miljö, telefontid" in out
+    # Christmas Eve: the half-day rule keeps the unit's morning hours only
+    assert "2026-12-24 │ torsdag │ 09:00–11:00" in out
+    # a unit without hours of its own follows the switchboard
+    assert hours_at("2026-11-30T08:30")["open"] is True
+    code, out, _ = run(
+        "hours",
+        "--config",
+        str(SAMPLE_CONFIG),
+        "--unit",
+        "ifo",
+        "--at",
+        "2026-11-30T08:30",
+        "--json",
+    )
+    assert json.loads(out)["open"] is True
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        (["--unit", "ekonomi", "--at", "2026-05-13T11:00"], "no unit 'ekonomi' (units: "),
         (["--at", "tomorrow"], "is not an ISO 8601 time"),
         (["--at", "9999-12-31T12:00"], "covers 1953–2100"),
         (["--at", "0001-01-01T00:00+05:00"], "covers 1953–2100"),
@@ -241,6 +281,27 @@ def test_referrals_from_the_command_line(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, ["referrals", "list", "--at", "2026-12-20T10:00", "--json", *db])
     assert json.loads(result.stdout) == [], "a future referral waits its turn (R3)"
+
+
+@pytest.mark.parametrize("form", ["path", "sqlite:///"])
+def test_the_database_may_be_a_plain_file_or_a_url_without_a_driver(
+    tmp_path: Path, form: str
+) -> None:
+    file = tmp_path / "calls.sqlite3"
+    db = ["--database", str(file) if form == "path" else f"sqlite:///{file}"]
+    result = runner.invoke(
+        app,
+        ["referrals", "set", "1303", "--reason", "2", "--from", "2026-11-30T09:00",
+         "--until", "2026-11-30T15:30", *db],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert file.is_file()
+    result = runner.invoke(app, ["referrals", "list", "--at", "2026-11-30T10:00", *db])
+    assert result.exit_code == 0, result.output
+    # Bygg och miljö answers from 09:00 the next day (its phone hours, A7): the
+    # operators see both times (the table may wrap the cell).
+    assert "2026-11-30 15:30 (nås" in result.stdout
+    assert "2026-12-01" in result.stdout
 
 
 @pytest.mark.parametrize(

@@ -250,6 +250,24 @@ def test_switch_end_must_have_a_time(tmp_path: Path) -> None:
             "at least 1 item",
         ),
         (
+            'monday = ["09:00-11:00", "13:00-15:00"]',
+            'mondag = ["09:00-11:00", "13:00-15:00"]',
+            "units[2].phone_hours.mondag",
+            "unknown key",
+        ),
+        (
+            'friday = ["09:00-11:00"]',
+            'friday = ["09:00-11:00", "10:30-12:00"]',
+            "units[2].phone_hours.friday",
+            "overlap",
+        ),
+        (
+            'friday = ["09:00-11:00"]',
+            'friday = ["11:00-09:00"]',
+            "units[2].phone_hours.friday[0]",
+            "the start must be before the end",
+        ),
+        (
             "date = 2026-09-13",
             "date = 2026-08-21",
             "overrides.day[0].date",

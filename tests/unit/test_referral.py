@@ -8,8 +8,9 @@ import pytest
 
 from tests.conftest import STHLM
 from vvk_pbx.config import Settings
+from vvk_pbx.config.model import Weekly
 from vvk_pbx.domain.calendar import Calendar
-from vvk_pbx.domain.referral import Referral, Source, announcement, in_force
+from vvk_pbx.domain.referral import Referral, Source, announced_return, announcement, in_force
 
 
 def at(*args: int) -> datetime:
@@ -80,6 +81,65 @@ def test_what_the_caller_hears(
         "and-back",
         *heard,
     ]
+
+
+@pytest.fixture
+def bygg(sample_settings: Settings) -> Calendar:
+    """Bygg och miljö's phone hours in the sample config: Mon–Thu 9–11 and 13–15, Fri 9–11."""
+    policy = sample_settings.unit_hours_policy("bygg-miljo")
+    assert policy is not None
+    return Calendar(policy)
+
+
+@pytest.mark.parametrize(
+    ("back", "heard"),
+    [
+        # inside both: unchanged
+        (at(2026, 11, 30, 10, 0), at(2026, 11, 30, 10, 0)),
+        # the switchboard is open at 08:30 but the unit's phone hours start at 9
+        (at(2026, 11, 30, 8, 30), at(2026, 11, 30, 9, 0)),
+        # 11:30: the unit closes at 11 and the switchboard at 12 for lunch; both open at 13
+        (at(2026, 11, 30, 11, 30), at(2026, 11, 30, 13, 0)),
+        # Friday afternoon: the unit has no afternoon, so Monday 09:00
+        (at(2026, 12, 4, 14, 0), at(2026, 12, 7, 9, 0)),
+        # Christmas Eve is a half day: the switchboard 8–12, so the unit 9–11; after
+        # it come Christmas Day, Boxing Day and a Sunday, so Monday the 28th at 9
+        (at(2026, 12, 24, 11, 30), at(2026, 12, 28, 9, 0)),
+        # after the switchboard closes the unit's 13–15 does not count on its own
+        (at(2026, 12, 23, 15, 30), at(2026, 12, 24, 9, 0)),
+    ],
+)
+def test_the_return_is_moved_to_when_the_unit_and_the_switchboard_are_both_open(
+    calendar: Calendar, bygg: Calendar, back: datetime, heard: datetime
+) -> None:
+    assert announced_return(back, calendar, bygg) == heard
+
+
+def test_a_unit_without_phone_hours_follows_the_switchboard(
+    sample_settings: Settings, calendar: Calendar
+) -> None:
+    assert sample_settings.unit_hours_policy("ifo") is None
+    assert sample_settings.unit_hours_policy("no-such-unit") is None
+    assert announced_return(at(2026, 11, 30, 8, 30), calendar, None) == at(2026, 11, 30, 8, 30)
+
+
+def test_hours_that_never_meet_give_the_return_as_set(sample_settings: Settings) -> None:
+    weekend = Weekly.model_validate({"saturday": ["09:00-11:00"]})
+    units = sample_settings.units
+    settings = sample_settings.model_copy(
+        update={"units": (units[0].model_copy(update={"phone_hours": weekend}), *units[1:])}
+    )
+    policy = settings.unit_hours_policy(settings.units[0].id)
+    assert policy is not None
+    back = at(2026, 11, 30, 17, 0)
+    assert announced_return(back, Calendar(settings.hours_policy()), Calendar(policy)) == back
+
+
+def test_a_return_beyond_the_holiday_data_is_told_as_set(
+    calendar: Calendar, bygg: Calendar
+) -> None:
+    back = at(2101, 1, 1, 3, 0)
+    assert announced_return(back, calendar, bygg) == back
 
 
 def test_without_a_referral_the_caller_hears_the_name_only(calendar: Calendar) -> None:

@@ -34,6 +34,7 @@ from vvk_pbx.domain.calendar import (
     ManualSwitch,
     PeriodHours,
     TimeRange,
+    subtract,
 )
 from vvk_pbx.domain.routing import Numbering, digits, ring_timeout_s
 
@@ -256,6 +257,9 @@ class Unit(Section):
     id: Slug
     name: Text
     sector: Text
+    # A7: the unit's own phone hours (telefontid), taken literally (no lunch is
+    # subtracted). None: the unit keeps the switchboard's hours.
+    phone_hours: Weekly | None = None
 
 
 class Person(Section):
@@ -431,6 +435,21 @@ class Settings(Section):
                 )
                 for s in self.overrides.switch
             ),
+        )
+
+    def unit_hours_policy(self, unit_id: str) -> HoursPolicy | None:
+        """The calendar's view of a unit's phone hours (A7), or None when the unit has
+        none of its own (or no such unit). Red days close it and the half-day rule
+        (H2) shortens it, as for the switchboard; the switchboard's overrides do not
+        apply (they are about the switchboard). Raises nothing."""
+        unit = next((u for u in self.units if u.id == unit_id), None)
+        if unit is None or unit.phone_hours is None:
+            return None
+        return HoursPolicy(
+            timezone=self.site.tz,
+            weekly=unit.phone_hours.as_tuple(),
+            lunch=None,
+            half_day=subtract(self.hours.half_day, self.hours.lunch),
         )
 
     def extensions(self) -> tuple[tuple[str, str], ...]:

@@ -16,7 +16,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from vvk_pbx.domain.announcements import clock
-from vvk_pbx.domain.calendar import Calendar
+from vvk_pbx.domain.calendar import Calendar, UnsupportedYearError
 
 MONTHS = (
     "januari",
@@ -32,6 +32,11 @@ MONTHS = (
     "november",
     "december",
 )
+
+
+# Steps of announced_return: each lands on an opening of one calendar; a month of
+# daily openings of two calendars that never overlap is far beyond any real config.
+_MAX_STEPS = 64
 
 
 class Source(StrEnum):
@@ -70,13 +75,29 @@ def in_force(referrals: Iterable[Referral], extension: str, now: datetime) -> Re
     return max(found, key=lambda r: (r.start, r.id)) if found else None
 
 
-def announced_return(back: datetime, calendar: Calendar) -> datetime:
-    """The return time a caller is told: ``back``, or the next opening if the
-    switchboard is closed then (the person cannot be reached before)."""
-    if calendar.is_open(back):
-        return back
-    change = calendar.status(back).next_change
-    return change if change is not None else back
+def announced_return(back: datetime, calendar: Calendar, unit: Calendar | None = None) -> datetime:
+    """The return time a caller is told (R5): ``back`` if the switchboard (``calendar``)
+    and the person's unit (its phone hours, A7; None = no hours of its own) are both
+    open then, else the first instant after it when both are. The person cannot be
+    reached before. Falls back to ``back`` when no such instant comes within the
+    calendars' two-year horizon or ``back`` is beyond the holiday data's years.
+    """
+    calendars = [calendar] if unit is None else [calendar, unit]
+    at = back
+    try:
+        # Each step moves to a closed calendar's next opening, so the loop ends
+        # once both agree; the bound only guards against hours that never meet.
+        for _ in range(_MAX_STEPS):
+            closed = next((c for c in calendars if not c.is_open(at)), None)
+            if closed is None:
+                return at
+            change = closed.next_change(at)
+            if change is None:
+                return back
+            at = change
+    except UnsupportedYearError:
+        pass
+    return back
 
 
 def when_back(now: datetime, back: datetime) -> list[str]:
@@ -95,15 +116,21 @@ def when_back(now: datetime, back: datetime) -> list[str]:
 
 
 def announcement(
-    extension: str, referral: Referral | None, now: datetime, calendar: Calendar
+    extension: str,
+    referral: Referral | None,
+    now: datetime,
+    calendar: Calendar,
+    unit: Calendar | None = None,
 ) -> list[str]:
     """What a caller to a referred person hears first, as prompt names (R5):
-    "Anna Berg är på möte och är tillbaka i dag klockan 14 30". With no
-    referral: only the name ("Anna Berg svarar inte")."""
+    "Anna Berg är på möte och är tillbaka i dag klockan 14 30", the return moved
+    to the next time the switchboard and the unit (``unit``: its phone hours,
+    A7) are open (``announced_return``). With no referral: only the name
+    ("Anna Berg svarar inte")."""
     if referral is None:
         return [f"name-{extension}", "not-answering"]
     local_now = now.astimezone(calendar.tz)
-    back = announced_return(referral.end, calendar).astimezone(calendar.tz)
+    back = announced_return(referral.end, calendar, unit).astimezone(calendar.tz)
     return [
         f"name-{extension}",
         f"reason-{referral.reason}",

@@ -26,7 +26,13 @@ from vvk_pbx.domain.dialcodes import (
     return_time,
 )
 from vvk_pbx.domain.pins import MAX_FAILURES, PinRecord
-from vvk_pbx.domain.referral import Referral, Source, announcement, when_back
+from vvk_pbx.domain.referral import (
+    Referral,
+    Source,
+    announced_return,
+    announcement,
+    when_back,
+)
 from vvk_pbx.domain.voicemail import Message, Status
 
 log = logging.getLogger(__name__)
@@ -95,6 +101,16 @@ class ReferralService:
         self.calendar = calendar
         self.reasons = {r.code: r for r in settings.referral_reasons}
         self.staff = {p.extension: p for p in settings.staff}
+        # A7: units with phone hours of their own; the others follow the switchboard.
+        self.unit_calendars = {
+            u.id: Calendar(policy)
+            for u in settings.units
+            if (policy := settings.unit_hours_policy(u.id)) is not None
+        }
+
+    def _unit_calendar(self, extension: str) -> Calendar | None:
+        person = self.staff.get(extension)
+        return None if person is None else self.unit_calendars.get(person.unit)
 
     async def dial_code(self, extension: str, dialed: str, now: datetime) -> CodeReply:
         """Carry out a code dialed on ``extension``'s phone at ``now`` (aware).
@@ -177,9 +193,11 @@ class ReferralService:
         return CodeReply(["code-cleared"], "[R4] referral cleared: the phone is open", True)
 
     async def greeting(self, extension: str, now: datetime) -> tuple[Referral | None, list[str]]:
-        """The referral in force for ``extension`` and what its callers hear first (R5)."""
+        """The referral in force for ``extension`` and what its callers hear first (R5):
+        the return is the next time the switchboard and the person's unit are open."""
         referral = await self.store.in_force(extension, now)
-        return referral, announcement(extension, referral, now, self.calendar)
+        unit = self._unit_calendar(referral.extension) if referral else None
+        return referral, announcement(extension, referral, now, self.calendar, unit)
 
     async def colleague(self, extension: str, now: datetime) -> str | None:
         """The first colleague in the person's unit, in directory order, with no referral
@@ -302,8 +320,13 @@ class ReferralService:
     # ----- one JSON view for the API and the command line ----------------------------------
 
     def referral_json(self, referral: Referral) -> dict[str, Any]:
-        """A referral as JSON, times ISO 8601 in the site's zone."""
+        """A referral as JSON, times ISO 8601 in the site's zone. ``announced_end`` is
+        the return callers hear: ``end`` moved to when the switchboard and the
+        person's unit are next open (R5, A7)."""
         reason = self.reasons.get(referral.reason)
+        announced = announced_return(
+            referral.end, self.calendar, self._unit_calendar(referral.extension)
+        )
         return {
             "id": referral.id,
             "extension": referral.extension,
@@ -312,6 +335,7 @@ class ReferralService:
             "phrase": reason.phrase if reason else None,
             "start": self._local(referral.start),
             "end": self._local(referral.end),
+            "announced_end": self._local(announced),
             "note": referral.note,
             "set_by": referral.set_by,
             "source": referral.source.value,

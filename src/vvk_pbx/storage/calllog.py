@@ -45,6 +45,23 @@ def default_url(state_dir: Path) -> str:
     return os.environ.get(ENV_VAR) or f"sqlite+aiosqlite:///{state_dir / 'calls.sqlite3'}"
 
 
+# The async drivers the call log runs on, for URLs given without one.
+_ASYNC_DRIVERS = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
+
+
+def async_url(url: str) -> str:
+    """The SQLAlchemy async URL for what ops type: a file path is a SQLite file
+    (``/var/lib/vvk-pbx/calls.sqlite3``), and a URL without a driver gets ours
+    (``sqlite:///...`` → ``sqlite+aiosqlite:///...``, ``postgresql://`` or
+    ``postgres://`` → ``postgresql+asyncpg://``). Anything else is returned as
+    given, for ``CallLog.open`` to accept or refuse."""
+    if "://" not in url:
+        return f"sqlite+aiosqlite:///{Path(url).expanduser().absolute()}"
+    scheme, rest = url.split("://", 1)
+    scheme = "postgresql" if scheme == "postgres" else scheme
+    return f"{_ASYNC_DRIVERS.get(scheme, scheme)}://{rest}"
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL: readers (reports, `calls list`) never block the controller's writes.
@@ -85,7 +102,9 @@ class CallLog:
 
     @classmethod
     async def open(cls, url: str) -> CallLog:
-        """Connect and bring the schema to the newest migration. Raises ``StorageError``."""
+        """Connect and bring the schema to the newest migration. ``url`` is a SQLAlchemy
+        URL or a SQLite file path (``async_url``). Raises ``StorageError``."""
+        url = async_url(url)
         if url.startswith("sqlite"):
             path = url.split(":///", 1)[-1]
             if path and path != ":memory:":
