@@ -14,6 +14,7 @@ from aiohttp import web
 from vvk_pbx.ari.client import AriClient, AriConfig, AriError, EventStream, OrderedDispatcher
 from vvk_pbx.ari.models import USED_EVENT_TYPES
 from vvk_pbx.asterisk.local import Layout, ari_password
+from vvk_pbx.asterisk.prompts import PROMPT_DIR, catalogue
 from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.http.api import make_app
@@ -76,11 +77,14 @@ async def run(
     dispatcher = OrderedDispatcher(switchboard.handle, key=switchboard.key)
     switchboard.post = dispatcher.submit  # internal events queue behind the call's own
 
+    missing_prompts: list[str] = []
+
     async def on_connect() -> None:
         try:
             await ari.set_event_filter(USED_EVENT_TYPES)
         except AriError as exc:  # an older Asterisk: all events, still correct
             log.warning("ARI event filter not set: %s", exc)
+        missing_prompts[:] = await check_prompts(ari, settings, calendar)
         await switchboard.resync(await ari.list_channels(), asterisk.app, store.get_call)
 
     stream = EventStream(ari, dispatcher, on_connect=on_connect)
@@ -99,6 +103,7 @@ async def run(
             "pending_writes": recorder.pending,
             "clock": clock().astimezone(calendar.tz).isoformat(timespec="seconds"),
             "clock_shifted": clock_at is not None,
+            "missing_prompts": missing_prompts,
         }
 
     app = make_app(switchboard, health)
@@ -122,6 +127,30 @@ async def run(
         await runner.cleanup()
         await ari.close()
         await store.close()
+
+
+async def check_prompts(ari: AriClient, settings: Settings, calendar: Calendar) -> list[str]:
+    """The prompts of the catalogue that Asterisk does not have, sorted, with a warning
+    in the log: after the directory or the reasons change, callers would hear
+    nothing where a name or a reason belongs until ``vvk-pbx sounds build`` runs
+    (issue 5). An unreadable catalogue or a failed ARI request is logged and
+    gives an empty list: the check must never keep the controller from calls."""
+    try:
+        wanted = set(catalogue(settings, calendar))
+        have = await ari.sound_ids(PROMPT_DIR)
+    except (RuntimeError, AriError) as exc:
+        log.warning("cannot check the prompts: %s", exc)
+        return []
+    missing = sorted(wanted - have)
+    if missing:
+        shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
+        log.warning(
+            "%d prompt(s) missing in Asterisk (%s): callers hear silence there; "
+            "run `vvk-pbx sounds build` after changing the directory or the reasons",
+            len(missing),
+            shown,
+        )
+    return missing
 
 
 def log_setup(verbose: bool = False) -> None:

@@ -34,6 +34,7 @@ class FakeAri:
     fail: dict[str, int] = field(default_factory=dict)  # path -> error status
     channels: list[dict[str, Any]] = field(default_factory=list)
     channel_states: dict[str, str] = field(default_factory=dict)  # GET channels/{id}
+    sounds: dict[str, list[str]] = field(default_factory=dict)  # GET sounds?lang=: ids
     delay_s: float = 0.0
     connections: int = 0
     _requests: list[Request] = field(default_factory=list)
@@ -125,6 +126,9 @@ class FakeAri:
             return web.json_response({"message": "Channel not found"}, status=404)
         if request.method == "GET" and path == "channels":
             return web.json_response(self.channels)
+        if request.method == "GET" and path == "sounds":
+            ids = self.sounds.get(request.query.get("lang", ""), [])
+            return web.json_response([{"id": i, "formats": []} for i in ids])
         if request.method == "GET" and len(parts) == 2 and parts[0] == "channels":
             state = self.channel_states.get(parts[1], "Ring")
             return web.json_response({"id": parts[1], "name": "PJSIP/x", "state": state})

@@ -28,6 +28,10 @@ from vvk_pbx.ari.models import (
     StasisStart,
     parse_event,
 )
+from vvk_pbx.asterisk.prompts import catalogue
+from vvk_pbx.bootstrap import check_prompts
+from vvk_pbx.config import Settings
+from vvk_pbx.domain.calendar import Calendar
 
 
 def channel(cid: str, number: str = "0701234567") -> dict[str, Any]:
@@ -310,3 +314,30 @@ async def _until(condition: Any, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(poll(), timeout)
+
+
+async def test_missing_prompts_are_named_and_logged(
+    fake: FakeAri, client: AriClient, sample_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    calendar = Calendar(sample_settings.hours_policy())
+    names = sorted(catalogue(sample_settings, calendar))
+    fake.sounds["vvk"] = [n for n in names if n not in ("name-1303", "reason-9")]
+    assert await check_prompts(client, sample_settings, calendar) == ["name-1303", "reason-9"]
+    [request] = fake.requests("GET")
+    assert (request.path, request.query) == ("sounds", {"lang": "vvk"})
+    assert "2 prompt(s) missing in Asterisk (name-1303, reason-9)" in caplog.text
+    assert "vvk-pbx sounds build" in caplog.text
+
+    fake.sounds["vvk"] = names
+    caplog.clear()
+    assert await check_prompts(client, sample_settings, calendar) == []
+    assert "missing" not in caplog.text
+
+
+async def test_a_failed_prompt_check_never_stops_the_controller(
+    fake: FakeAri, client: AriClient, sample_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    fake.fail["sounds"] = 500
+    calendar = Calendar(sample_settings.hours_policy())
+    assert await check_prompts(client, sample_settings, calendar) == []
+    assert "cannot check the prompts" in caplog.text

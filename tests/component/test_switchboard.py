@@ -21,9 +21,11 @@ from vvk_pbx.domain.pins import PinRecord
 from vvk_pbx.domain.referral import Referral, Source, in_force
 from vvk_pbx.domain.routing import CallKind, Route, route
 from vvk_pbx.domain.voicemail import Message, Status
+from vvk_pbx.services import switchboard as switchboard_module
 from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.referrals import ReferralService
 from vvk_pbx.services.switchboard import Overflow, Switchboard, internal_event
+from vvk_pbx.storage.calllog import StorageError
 
 CLOSED = datetime(2026, 12, 25, 10, 0, tzinfo=STHLM)  # Christmas Day
 OPEN = datetime(2026, 11, 30, 10, 0, tzinfo=STHLM)  # a Monday morning
@@ -50,6 +52,7 @@ class MemoryReferrals:
     """An in-memory referral store implementing the service's port."""
 
     referrals: list[Referral] = field(default_factory=list)
+    fail: int = 0  # how many writes fail next, as a locked database does
 
     async def set(
         self,
@@ -61,6 +64,9 @@ class MemoryReferrals:
         source: Source,
         note: str | None = None,
     ) -> Referral:
+        if self.fail:
+            self.fail -= 1
+            raise StorageError("database is locked")
         current = in_force(self.referrals, extension, start)
         if current is not None:
             self.referrals[self.referrals.index(current)] = current.cleared(start)
@@ -88,8 +94,12 @@ class MemoryReferrals:
 @dataclass
 class MemoryMessages:
     messages: list[Message] = field(default_factory=list)
+    fail: int = 0  # how many writes fail next, as a locked database does
 
     async def add(self, message: Message) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise StorageError("database is locked")
         self.messages.append(message)
 
     async def ledger(self, extensions: list[str] | None = None) -> list[Message]:
@@ -642,6 +652,24 @@ async def test_an_unanswered_transfer_to_an_operator_comes_back_to_the_switchboa
     )
 
 
+async def test_a_transfer_to_a_referred_person_gives_the_referral_and_keeps_it(
+    open_: Rig,
+) -> None:
+    await referred(open_, "1201", 5)
+    await answered_by_operator(open_)
+    await open_.event(refer("t1:op1", "1201"))
+    referral_menu = (
+        "sound:vvk/name-1201,sound:vvk/reason-5,sound:vvk/and-back,sound:vvk/today,"
+        "sound:vvk/at-clock,sound:vvk/num-14,sound:vvk/num-30,sound:vvk/referral-menu"
+    )
+    assert played_media(open_, "t1")[-1] == referral_menu
+    # The operator's leg ends after the hand-over: the caller stays in the menu.
+    await open_.event(ended("t1:op1", OPEN + timedelta(seconds=20)))
+    assert played_media(open_, "t1")[-1] == referral_menu
+    assert open_.board.calls["t1"].state == "menu"
+    assert not [leg for leg in created(open_) if "xfer" in leg], "1201 never rang"
+
+
 async def test_an_unanswered_transfer_to_a_person_gets_the_menu(open_: Rig) -> None:
     await answered_by_operator(open_)
     await open_.event(refer("t1:op1", "1201"))
@@ -861,6 +889,69 @@ async def test_voicemail_is_recorded_and_enters_the_ledger_with_its_deadline(
     await open_.event(finished("p2", 3))
     await open_.recorder.flush()
     assert open_.store.calls["p2"].outcome is Outcome.VOICEMAIL
+
+
+async def recorded(rig: Rig, cid: str, seconds: int) -> None:
+    await rig.event(
+        {
+            "type": "RecordingFinished",
+            "timestamp": ts(OPEN + timedelta(seconds=seconds)),
+            "recording": {
+                "name": f"vm-1101-{cid}",
+                "target_uri": f"channel:{cid}",
+                "state": "done",
+                "duration": seconds,
+            },
+        }
+    )
+
+
+async def test_a_locked_database_delays_the_ledger_but_loses_no_message(
+    open_: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(switchboard_module, "LEDGER_RETRY_S", (0.0, 0.0, 0.0))
+    await referred(open_)
+    await open_.event(stasis("p5", OPEN, "inbound", "0123191101"))
+    await open_.event(dtmf("p5", "2"))
+    await open_.event(finished("p5", 2))
+    open_.messages.fail = 3  # three tries fail, the fourth gets through
+    await recorded(open_, "p5", 9)
+    [message] = open_.messages.messages
+    assert (message.id, message.duration_s) == ("p5", 9.0)
+    assert played_media(open_, "p5")[-1] == "sound:vvk/voicemail-saved"
+
+
+async def test_a_ledger_that_stays_down_is_logged_with_everything_needed(
+    open_: Rig, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(switchboard_module, "LEDGER_RETRY_S", (0.0, 0.0, 0.0))
+    await referred(open_)
+    await open_.event(stasis("p6", OPEN, "inbound", "0123191101"))
+    await open_.event(dtmf("p6", "2"))
+    await open_.event(finished("p6", 2))
+    open_.messages.fail = 99
+    await recorded(open_, "p6", 12)
+    assert open_.messages.messages == []
+    assert (
+        "call p6: message for 1101 from 0701234567 at 2026-11-30T10:00:12+01:00 "
+        "(12 s, recording vm-1101-p6) is NOT in the callback ledger: database is locked"
+    ) in caplog.text
+    await open_.event(finished("p6", 3))
+    await open_.recorder.flush()
+    record = open_.store.calls["p6"]
+    assert record.outcome is Outcome.VOICEMAIL
+    assert any("the ledger failed" in line for line in record.trace)
+
+
+async def test_a_dial_code_while_the_database_is_down_gets_a_spoken_apology(
+    open_: Rig,
+) -> None:
+    open_.referrals.fail = 1
+    await open_.event(stasis("k7", OPEN, "feature", "*23*2*1430#", number="1101"))
+    assert open_.referrals.referrals == []
+    assert played_media(open_, "k7") == ["sound:vvk/fallback-feature-unavailable"]
+    await open_.event(finished("k7", 1))
+    assert open_.posts()[-1] == ("channels/k7", {"reason": "normal"})
 
 
 async def test_a_caller_who_hangs_up_to_end_the_message_keeps_it(open_: Rig) -> None:

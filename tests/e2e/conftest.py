@@ -24,7 +24,15 @@ import aiohttp
 import pytest
 
 from tests.conftest import ROOT, SAMPLE_CONFIG
-from tests.e2e.harness import VVK, Controller, DnsSink, Observer, Pbx, make_dtmf_pcaps
+from tests.e2e.harness import (
+    CONTROLLER_API,
+    VVK,
+    Controller,
+    DnsSink,
+    Observer,
+    Pbx,
+    make_dtmf_pcaps,
+)
 from vvk_pbx.asterisk import local
 from vvk_pbx.config import Settings, load
 from vvk_pbx.config.model import Overrides
@@ -146,7 +154,7 @@ async def controller(pbx_env: PbxEnv, tmp_path: Path) -> AsyncIterator[Controlle
                 "--clock",
                 clock,
                 "--health-port",
-                "18089",
+                CONTROLLER_API.rsplit(":", 1)[1],
                 "--database",
                 database,
             ],
@@ -180,7 +188,7 @@ async def wait_healthy(
                 f"vvk-pbx run exited: {log.read_text(errors='replace')[-2000:]}"
             )
             try:
-                async with session.get("http://127.0.0.1:18089/health") as response:
+                async with session.get(f"{CONTROLLER_API}/health") as response:
                     body: dict[str, object] = await response.json()
                     if response.status == 200 and body["ari_connected"]:
                         return body

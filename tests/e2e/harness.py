@@ -496,6 +496,28 @@ async def start_carrier(pbx: Pbx, *, ring_ms: int = 500) -> Sipp:
 VVK = str(Path(sys.executable).parent / "vvk-pbx")
 CLOSED_AT = "2026-12-25T10:00:00"  # Christmas Day: closed; opens again Monday 2026-12-28 08:00
 OPEN_AT = "2026-11-30T10:00:00"  # a Monday morning
+# A config edit for the controller fixture: only 1001 is an operator.
+ONE_OPERATOR = ('[[operators]]\nname = "Växeln 2"\nextension = "1002"\n', "")
+CONTROLLER_API = "http://127.0.0.1:18089"
+
+
+async def transfer(call_id: str, to: str) -> tuple[int, dict[str, Any]]:
+    """``POST /calls/{id}/transfer`` on the controller under test: its status and JSON.
+
+    The observer may see an operator's answer before the controller has handled
+    it; until then the call is "not connected" (409), so that is retried for 5 s.
+    """
+    async with aiohttp.ClientSession() as session:
+        for _ in range(50):
+            async with session.post(
+                f"{CONTROLLER_API}/calls/{call_id}/transfer", json={"to": to}
+            ) as response:
+                body: dict[str, Any] = await response.json()
+                if response.status != 409:
+                    return response.status, body
+            await asyncio.sleep(0.1)
+    return response.status, body
+
 
 Controller = Callable[..., Awaitable[tuple[subprocess.Popen[bytes], str]]]
 

@@ -8,12 +8,12 @@ import subprocess
 from collections.abc import Callable
 from datetime import datetime
 
-import aiohttp
 import pytest
 
 from tests.conftest import ROOT, SAMPLE_CONFIG
 from tests.e2e.harness import (
     CLOSED_AT,
+    ONE_OPERATOR,
     OPEN_AT,
     VVK,
     Controller,
@@ -28,6 +28,7 @@ from tests.e2e.harness import (
     start_carrier,
     start_phone,
     start_transferring_phone,
+    transfer,
 )
 
 SWITCHBOARD = "012319100"
@@ -242,9 +243,6 @@ async def test_a_killed_controller_leaves_calls_to_the_fallback_and_recovers(
     assert "[resync]" in str(orphan["trace"][-1])  # type: ignore[index]
 
 
-ONE_OPERATOR = ('[[operators]]\nname = "Växeln 2"\nextension = "1002"\n', "")
-
-
 def rang(observer: Observer, extension: str) -> list[str]:
     """The calls (caller channel ids) whose legs rang ``extension``, in the order they rang."""
     return [
@@ -415,18 +413,10 @@ async def test_an_operator_transfers_the_caller_through_the_api(
         call = await place_call(pbx, SWITCHBOARD, caller_number="0700000032", hold_ms=5000)
         caller = await entered_stasis(observer, "0700000032", "the call")
         await observer.wait_for(dial("PJSIP/1001-", "ANSWER"), 10, "the operator answering")
-        async with aiohttp.ClientSession() as session:
-            url = f"http://127.0.0.1:18089/calls/{caller}/transfer"
-            # The observer may see the answer before the controller has handled it:
-            # until then the call is "not connected" (409).
-            for _ in range(50):
-                async with session.post(url, json={"to": "9999"}) as response:
-                    if response.status != 409:
-                        break
-                await asyncio.sleep(0.1)
-            assert response.status == 422, await response.text()
-            async with session.post(url, json={"to": "1302"}) as response:
-                assert response.status == 202, await response.text()
+        status, body = await transfer(caller, "9999")
+        assert status == 422, body
+        status, body = await transfer(caller, "1302")
+        assert status == 202, body
         answered = await observer.wait_for(
             dial("PJSIP/1302-", "ANSWER"), 15, "1302 answering the transferred call"
         )

@@ -8,11 +8,16 @@ import json
 import subprocess
 import wave
 from datetime import datetime
+from pathlib import Path
+
+import aiohttp
 
 from tests.conftest import ROOT, SAMPLE_CONFIG
 from tests.e2e.conftest import PbxEnv
 from tests.e2e.harness import (
     CLOSED_AT,
+    CONTROLLER_API,
+    ONE_OPERATOR,
     OPEN_AT,
     SPEECH,
     VVK,
@@ -26,6 +31,7 @@ from tests.e2e.harness import (
     playback_started,
     played,
     start_phone,
+    transfer,
 )
 from vvk_pbx.asterisk import local
 from vvk_pbx.config import load
@@ -300,3 +306,61 @@ async def test_the_return_a_caller_hears_waits_for_the_units_phone_hours(
         "2026-12-01T09:00:00+01:00",
     )
     await call.wait(30)
+
+
+async def test_a_new_person_without_a_spoken_name_is_reported(
+    controller: Controller, tmp_path: Path
+) -> None:
+    # Ops add a person but do not run `vvk-pbx sounds build`: Asterisk has every
+    # prompt but the new name, and the controller says so in its health and log.
+    new_person = (
+        '[[staff]]\nname = "Anna Berg"',
+        '[[staff]]\nname = "Nils Nyman"\nextension = "1104"\nunit = "kommunledning"\n'
+        'title = "Nämndsekreterare"\n\n[[staff]]\nname = "Anna Berg"',
+    )
+    await controller(OPEN_AT, edits=(new_person,))
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{CONTROLLER_API}/health") as response,
+    ):
+        health = await response.json()
+    assert health["missing_prompts"] == ["name-1104"], health
+    log = (tmp_path / "controller.log").read_text(encoding="utf-8")
+    assert "1 prompt(s) missing in Asterisk (name-1104)" in log
+
+
+async def test_an_operator_transfers_a_caller_to_a_referred_person(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    # R5: "directly, or transferred by an operator". 1101 is on a course until 14:30;
+    # the operator puts the caller through anyway, and the caller hears why.
+    _, database = await controller(OPEN_AT, edits=(ONE_OPERATOR,))
+    subprocess.run(
+        [VVK, "referrals", "set", "1101", "--reason", "5", "--from", "2026-11-30T08:00",
+         "--until", "2026-11-30T14:30", "--database", database, "--config", str(SAMPLE_CONFIG)],
+        check=True, capture_output=True, cwd=ROOT,
+    )  # fmt: skip
+    operator = await start_phone(pbx, "1001", ring_ms=300)
+    try:
+        call = await place_call(pbx, "012319100", caller_number="0700000047", hold_ms=14000)
+        caller = await entered_stasis(observer, "0700000047", "the call to the switchboard")
+        await observer.wait_for(dial("PJSIP/1001-", "ANSWER"), 10, "the operator answering")
+        status, body = await transfer(caller, "1101")
+        assert status == 202, body
+        await observer.wait_for(
+            playback_started(caller, "sound:vvk/referral-menu"), 20, "the referral, then the menu"
+        )
+        assert played(observer, caller)[-8:] == [
+            "sound:vvk/name-1101",
+            "sound:vvk/reason-5",
+            "sound:vvk/and-back",
+            "sound:vvk/today",
+            "sound:vvk/at-clock",
+            "sound:vvk/num-14",
+            "sound:vvk/num-30",
+            "sound:vvk/referral-menu",
+        ]
+        assert not observer.matching(dial("PJSIP/1101-", "RINGING")), "1101 never rang"
+        await call.wait(30)
+    finally:
+        await operator.stop()

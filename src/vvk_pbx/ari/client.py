@@ -118,6 +118,17 @@ class AriClient:
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise AriUnavailableError(f"{method} {path}: {exc.__class__.__name__} {exc}") from exc
 
+    # ----- sounds -----------------------------------------------------------------------
+
+    async def sound_ids(self, directory: str) -> set[str]:
+        """The ids of the sounds in one top-level directory of Asterisk's sounds
+        (``GET /sounds?lang=<directory>``: Asterisk's media index takes each
+        top-level directory for a language, so ``vvk/goodbye.wav`` is ``goodbye``
+        in language ``vvk``). The index is read afresh on each request.
+        Raises ``AriHttpError`` or ``AriUnavailableError``."""
+        found = await self.request("GET", "sounds", params={"lang": directory})
+        return {str(s["id"]) for s in found or [] if isinstance(s, dict) and "id" in s}
+
     # ----- channels -------------------------------------------------------------------
 
     async def list_channels(self) -> list[Channel]:

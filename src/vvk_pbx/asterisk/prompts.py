@@ -30,6 +30,8 @@ ORDINALS = (
     "tjugoåttonde", "tjugonionde", "trettionde", "trettioförsta",
 )  # fmt: skip
 CATALOGUE = PROJECT_ROOT / "sounds" / "catalogue.toml"
+# Asterisk's sounds directory our prompts live in: ``sound:vvk/<name>`` (domain.announcements.sound).
+PROMPT_DIR = "vvk"
 
 
 def phrases(settings: Settings, path: Path = CATALOGUE) -> dict[str, str]:

@@ -59,6 +59,12 @@ UNAVAILABLE = ("BUSY", "CHANUNAVAIL", "CONGESTION")
 UNAVAILABLE_S = 30
 RINGBACK = "tone:ring;tonezone=se"  # the Swedish ring cadence, until stopped
 PIN_WAIT_S = 10  # after the PIN prompt, how long to wait for the first key
+# States in which no leg is ringing for the call, so a leg that ends is no news.
+CALLER_WITH_US = ("done", "waiting", "menu", "voicemail-prompt", "recording", "voicemail-saved")
+# Pauses between tries to put a recorded message in the ledger when the database
+# fails (a lock held by another writer, a restarting PostgreSQL). Each SQLite try
+# already waits up to its busy_timeout; after the last, the message is logged.
+LEDGER_RETRY_S = (0.5, 1.0, 2.0)
 # A phone's SIP REFER on our legs becomes a ChannelTransfer event for us to
 # carry out, instead of Asterisk's own transfer (Asterisk >= 22.3).
 ARI_TRANSFERS = {"PJSIP_TRANSFER_HANDLING()": "ari-only"}
@@ -393,12 +399,13 @@ class Switchboard:
         call.answered = True
         try:
             reply = await self.referrals.dial_code(call.record.caller, dialed, self.clock())
-            prompts, note = reply.prompts, reply.note
+            prompts, note, then_pin = reply.prompts, reply.note, reply.then_pin
         except Exception:
             log.exception("call %s: dial code %r failed", call.id, dialed)
             prompts, note = ["fallback-feature-unavailable"], "[R2] the referral store failed"
+            then_pin = False
         call.record = call.record.note(note)
-        call.state = "pin-entry" if reply.then_pin else "informing"
+        call.state = "pin-entry" if then_pin else "informing"
         self._save(call)
         await self._play(call, [sound(p) for p in prompts])
 
@@ -659,9 +666,37 @@ class Switchboard:
         if duration_s is None:  # the caller hung up: measured by our own clock
             started = call.recording_started or when
             duration_s = max(0.0, (when - started).total_seconds())
-        message = await self.referrals.message_left(
-            call.person or "", call.record.caller, call.id, when, duration_s, call.recording
-        )
+        person, recording = call.person or "", call.recording
+        for pause in (*LEDGER_RETRY_S, None):
+            try:
+                message = await self.referrals.message_left(
+                    person, call.record.caller, call.id, when, duration_s, recording
+                )
+                break
+            except Exception as exc:
+                if pause is None:
+                    # The audio is kept in the spool; the log has all a person needs
+                    # to call back, and ops can find the lost ledger entries here.
+                    log.error(
+                        "call %s: message for %s from %s at %s (%.0f s, recording %s) "
+                        "is NOT in the callback ledger: %s",
+                        call.id,
+                        person,
+                        call.record.caller,
+                        when.isoformat(),
+                        duration_s,
+                        recording,
+                        exc,
+                    )
+                    call.record = call.record.note(
+                        f"[V2] message {recording} recorded, but the ledger failed: {exc}"
+                    )
+                    call.success = Outcome.VOICEMAIL
+                    call.record = replace(call.record, outcome=Outcome.VOICEMAIL)
+                    self._save(call)
+                    return
+                log.warning("call %s: the ledger failed (%s); again in %.1f s", call.id, exc, pause)
+                await asyncio.sleep(pause)
         call.record = call.record.note(
             f"[V2] message {message.id} for {message.extension}, {duration_s:.0f} s; "
             f"call back by {message.deadline_at.isoformat()}"
@@ -833,8 +868,9 @@ class Switchboard:
         """Blind transfer: the person who has the caller hands them to extension ``to``.
 
         The caller hears ringback while ``to`` rings; the transferring leg ends
-        at once. If ``to`` does not answer, the caller goes back to the
-        operator queue (A6). Referrals will decide here whether ``to`` rings.
+        at once. If ``to`` is an operator who does not answer, the caller goes
+        back to the operator queue (A6); a person with a referral in force does
+        not ring, and a person who does not answer gives the menu (R5).
         """
         by = call.connected_leg
         assert by is not None
@@ -989,7 +1025,10 @@ class Switchboard:
                 await self.ari.hangup(other)
 
     async def _leg_failed(self, call: Call) -> None:
-        if call.connected_leg is not None or call.state in ("done", "waiting"):
+        # Only a call waiting on its legs moves on. In the referral menu or in
+        # voicemail the caller is with us: a leg ending then (the operator who
+        # transferred the caller to a referred person hanging up) changes nothing.
+        if call.connected_leg is not None or call.state in CALLER_WITH_US:
             return
         alive = [
             leg
