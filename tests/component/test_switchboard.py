@@ -756,6 +756,16 @@ async def test_a_staff_code_sets_the_referral_and_reads_it_back(open_: Rig) -> N
     assert any(line.startswith("[R2] referral set: mote until") for line in record.trace)
 
 
+async def test_hanging_up_during_the_read_back_keeps_the_referral_and_is_no_lost_call(
+    open_: Rig,
+) -> None:
+    await open_.event(stasis("k8", OPEN, "feature", "*23*2*1430#", number="1101"))
+    await open_.event(ended("k8", OPEN + timedelta(seconds=3)))
+    assert [r.extension for r in open_.referrals.referrals] == ["1101"]
+    await open_.recorder.flush()
+    assert open_.store.calls["k8"].outcome is Outcome.FEATURE_CODE
+
+
 @pytest.mark.parametrize(
     ("code", "error"),
     [

@@ -578,7 +578,7 @@ class Switchboard:
                 reason = self.referrals.reasons.get(referral.reason)
                 call.record = call.record.note(
                     f"[R5] {extension} is referred ({reason.name if reason else referral.reason})"
-                    f" until {referral.end.isoformat()}"
+                    f" until {referral.end.astimezone(self.calendar.tz).isoformat()}"
                 )
                 await self._menu(call, greeting)
                 return
@@ -1154,6 +1154,10 @@ class Switchboard:
         )
         if call.state in ("menu", "bye", "voicemail-prompt") and call.connected_leg is None:
             outcome = Outcome.REFERRED  # heard the person's referral or menu, then left (R5)
+        if call.action is Action.FEATURE_CODE:
+            # Staff hang up during the read-back or their mailbox: the code was
+            # carried out (or refused) all the same, and no caller was lost.
+            outcome = Outcome.FEATURE_CODE
         self._finish(call, when, outcome, "the caller hung up")
         self._release_call(call, when)
         live = [leg for leg in call.legs.values() if leg.ended_at is None]
