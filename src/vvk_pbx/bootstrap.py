@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -21,12 +23,48 @@ from vvk_pbx.http.api import make_app
 from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.referrals import ReferralService
 from vvk_pbx.services.switchboard import Switchboard
-from vvk_pbx.storage.calllog import CallLog, default_url
+from vvk_pbx.storage.calllog import CallLog, StorageError, default_url
 from vvk_pbx.storage.pins import PinStore
 from vvk_pbx.storage.referrals import ReferralStore
 from vvk_pbx.storage.voicemail import MessageStore
 
 log = logging.getLogger("vvk_pbx")
+# How often voicemail the ledger lacks is looked for in Asterisk's spool (seconds).
+RECOVER_S = 60
+
+
+@dataclass
+class Stores:
+    """The database as a one-shot command (the CLI) uses it: the call log, and the
+    referral service over the same database (referrals, ledger, PINs)."""
+
+    calls: CallLog
+    referrals: ReferralService
+
+
+def referral_service(store: CallLog, settings: Settings, calendar: Calendar) -> ReferralService:
+    """The referral service over the call log's database (one database holds every table)."""
+    return ReferralService(
+        ReferralStore(store.engine),
+        MessageStore(store.engine),
+        PinStore(store.engine),
+        settings,
+        calendar,
+    )
+
+
+@asynccontextmanager
+async def open_stores(
+    settings: Settings, layout: Layout, database_url: str | None
+) -> AsyncIterator[Stores]:
+    """Open the database (``database_url``, else ``$VVK_PBX_DATABASE_URL``, else SQLite in
+    the state directory), migrated to the newest schema, and close it on exit.
+    Raises ``StorageError``."""
+    store = await CallLog.open(database_url or default_url(layout.state))
+    try:
+        yield Stores(store, referral_service(store, settings, Calendar(settings.hours_policy())))
+    finally:
+        await store.close()
 
 
 def shifted_clock(at: datetime | None) -> Callable[[], datetime]:
@@ -66,13 +104,7 @@ async def run(
             asterisk.app,
         )
     )
-    referrals = ReferralService(
-        ReferralStore(store.engine),
-        MessageStore(store.engine),
-        PinStore(store.engine),
-        settings,
-        calendar,
-    )
+    referrals = referral_service(store, settings, calendar)
     switchboard = Switchboard(ari, recorder, settings, calendar, clock, referrals)
     dispatcher = OrderedDispatcher(switchboard.handle, key=switchboard.key)
     switchboard.post = dispatcher.submit  # internal events queue behind the call's own
@@ -86,6 +118,7 @@ async def run(
             log.warning("ARI event filter not set: %s", exc)
         missing_prompts[:] = await check_prompts(ari, settings, calendar)
         await switchboard.resync(await ari.list_channels(), asterisk.app, store.get_call)
+        await switchboard.recover_messages(store.get_call)
 
     stream = EventStream(ari, dispatcher, on_connect=on_connect)
     stop = stop or asyncio.Event()
@@ -115,13 +148,25 @@ async def run(
         asterisk.app,
         health_port,
     )
+
+    async def recover_messages() -> None:
+        # A message whose ledger write failed is in the spool; add it once the
+        # database answers again (V2: no message may be lost to the ledger).
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), RECOVER_S)
+            if stream.connected.is_set() and not stop.is_set():
+                await switchboard.recover_messages(store.get_call)
+
     events = asyncio.create_task(stream.run())
+    recovery = asyncio.create_task(recover_messages())
     try:
         await stop.wait()
     finally:
         log.info("controller stopping")
         stream.stop()
         await events
+        await recovery
         await dispatcher.drain()
         await recorder.flush()
         await runner.cleanup()
@@ -132,8 +177,8 @@ async def run(
 async def check_prompts(ari: AriClient, settings: Settings, calendar: Calendar) -> list[str]:
     """The prompts of the catalogue that Asterisk does not have, sorted, with a warning
     in the log: after the directory or the reasons change, callers would hear
-    nothing where a name or a reason belongs until ``vvk-pbx sounds build`` runs
-    (issue 5). An unreadable catalogue or a failed ARI request is logged and
+    nothing where a name or a reason belongs until ``vvk-pbx asterisk up`` (or
+    ``sounds build``) runs again (issue 5). An unreadable catalogue or a failed ARI request is logged and
     gives an empty list: the check must never keep the controller from calls."""
     try:
         wanted = set(catalogue(settings, calendar))
@@ -145,8 +190,9 @@ async def check_prompts(ari: AriClient, settings: Settings, calendar: Calendar) 
     if missing:
         shown = ", ".join(missing[:10]) + (", ..." if len(missing) > 10 else "")
         log.warning(
-            "%d prompt(s) missing in Asterisk (%s): callers hear silence there; "
-            "run `vvk-pbx sounds build` after changing the directory or the reasons",
+            "%d prompt(s) missing in Asterisk (%s): callers hear silence there. After "
+            "changing the directory or the reasons, run `vvk-pbx asterisk up` again (or "
+            "scripts/run): it gives new people their phone and their spoken name",
             len(missing),
             shown,
         )
@@ -160,4 +206,13 @@ def log_setup(verbose: bool = False) -> None:
     )
 
 
-__all__ = ["log_setup", "run", "shifted_clock"]
+__all__ = [
+    "StorageError",
+    "Stores",
+    "check_prompts",
+    "log_setup",
+    "open_stores",
+    "referral_service",
+    "run",
+    "shifted_clock",
+]

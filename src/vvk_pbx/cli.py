@@ -8,7 +8,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -24,6 +24,11 @@ from vvk_pbx.domain.calendar import (
     UnsupportedYearError,
 )
 from vvk_pbx.domain.calls import Leg
+
+if TYPE_CHECKING:
+    # Imported where used: the controller's wiring pulls in aiohttp and SQLAlchemy,
+    # which commands such as `hours` and `check-config` never need.
+    from vvk_pbx import bootstrap
 
 T = TypeVar("T")
 
@@ -261,14 +266,13 @@ def run_controller(
 
     from vvk_pbx import bootstrap
     from vvk_pbx.asterisk.local import Layout
-    from vvk_pbx.storage.calllog import StorageError
 
     settings = _load_or_exit(config)
     clock_at = parse_instant(clock, settings, "--clock") if clock is not None else None
     bootstrap.log_setup(verbose)
     try:
         uvloop.run(bootstrap.run(settings, Layout.default(), clock_at, health_port, database))
-    except StorageError as exc:
+    except bootstrap.StorageError as exc:
         err.print(f"vvk-pbx run: {exc}", markup=False)
         raise typer.Exit(1) from None
     except OSError as exc:
@@ -297,24 +301,26 @@ CALL_FIELDS = (
 LEG_FIELDS = tuple(f.name for f in dataclasses.fields(Leg))
 
 
-def _with_store(database: str | None, command: str, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``work(call_log)`` on the database (the call log's URL, which holds every table);
-    a storage error is printed as ``vvk-pbx COMMAND: reason`` and exits 1."""
+def _with_store(
+    database: str | None,
+    command: str,
+    settings: Settings,
+    work: Callable[[bootstrap.Stores], Awaitable[T]],
+) -> T:
+    """Run ``work(stores)`` on the database (``bootstrap.open_stores``); a storage error
+    is printed as ``vvk-pbx COMMAND: reason`` and exits 1."""
     import asyncio
 
+    from vvk_pbx import bootstrap
     from vvk_pbx.asterisk.local import Layout
-    from vvk_pbx.storage.calllog import CallLog, StorageError, default_url
 
     async def run() -> T:
-        store = await CallLog.open(database or default_url(Layout.default().state))
-        try:
-            return await work(store)
-        finally:
-            await store.close()
+        async with bootstrap.open_stores(settings, Layout.default(), database) as stores:
+            return await work(stores)
 
     try:
         return asyncio.run(run())
-    except StorageError as exc:
+    except bootstrap.StorageError as exc:
         err.print(f"vvk-pbx {command}: {exc}", markup=False)
         raise typer.Exit(1) from None
 
@@ -326,11 +332,11 @@ def _calls(
     start = parse_instant(since, settings, "--since") if since else None
     end = parse_instant(until, settings, "--until") if until else None
 
-    async def fetch(store: Any) -> tuple[list[Any], dict[str, list[Any]]]:
-        records = await store.list_calls(start, end)
-        return records, await store.legs_by_call([r.id for r in records])
+    async def fetch(stores: bootstrap.Stores) -> tuple[list[Any], dict[str, list[Any]]]:
+        records = await stores.calls.list_calls(start, end)
+        return records, await stores.calls.legs_by_call([r.id for r in records])
 
-    return _with_store(database, "calls", fetch)
+    return _with_store(database, "calls", settings, fetch)
 
 
 def _plain(value: Any) -> Any:
@@ -490,12 +496,12 @@ def referrals_list(
     settings = _load_or_exit(config)
     when = parse_instant(at, settings) if at else _now(settings)
 
-    async def fetch(store: Any) -> list[dict[str, Any]]:
-        service = _referral_service(store, settings)
+    async def fetch(stores: bootstrap.Stores) -> list[dict[str, Any]]:
+        service = stores.referrals
         found = await service.in_force_now(when)
         return [service.referral_json(found[ext]) for ext in sorted(found)]
 
-    rows = _with_store(database, "referrals", fetch)
+    rows = _with_store(database, "referrals", settings, fetch)
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
@@ -536,34 +542,19 @@ def referrals_set(
     begin = parse_instant(start, settings, "--from") if start else _now(settings)
     end = parse_instant(until, settings, "--until")
 
-    async def store_it(store: Any) -> dict[str, Any]:
-        service = _referral_service(store, settings)
+    async def store_it(stores: bootstrap.Stores) -> dict[str, Any]:
+        service = stores.referrals
         referral = await service.set_referral(
             extension, reason, begin, end, "cli", Source.CLI, note
         )
-        return service.referral_json(referral)  # type: ignore[no-any-return]
+        return service.referral_json(referral)
 
     try:
-        row = _with_store(database, "referrals", store_it)
+        row = _with_store(database, "referrals", settings, store_it)
     except ReferralError as exc:
         hint = {"extension": "EXTENSION", "reason": "--reason", "note": "--note"}
         raise typer.BadParameter(exc.reason, param_hint=hint.get(exc.field, "--until")) from None
     out.print_json(json.dumps(row, ensure_ascii=False))
-
-
-def _referral_service(store: Any, settings: Settings) -> Any:
-    from vvk_pbx.services.referrals import ReferralService
-    from vvk_pbx.storage.pins import PinStore
-    from vvk_pbx.storage.referrals import ReferralStore
-    from vvk_pbx.storage.voicemail import MessageStore
-
-    return ReferralService(
-        ReferralStore(store.engine),
-        MessageStore(store.engine),
-        PinStore(store.engine),
-        settings,
-        Calendar(settings.hours_policy()),
-    )
 
 
 @referrals_app.command("clear")
@@ -578,11 +569,11 @@ def referrals_clear(
     settings = _load_or_exit(config)
     now = _now(settings)
 
-    async def clear(store: Any) -> Any:
-        return await _referral_service(store, settings).clear_referral(extension, now)
+    async def clear(stores: bootstrap.Stores) -> Any:
+        return await stores.referrals.clear_referral(extension, now)
 
     try:
-        cleared = _with_store(database, "referrals", clear)
+        cleared = _with_store(database, "referrals", settings, clear)
     except ReferralError as exc:
         raise typer.BadParameter(exc.reason, param_hint="EXTENSION") from None
     _log(f"{extension}: referral cleared" if cleared else f"{extension}: no referral in force")
@@ -604,22 +595,20 @@ def pins_set(
     database: DatabaseOption = None,
 ) -> None:
     """Set a person's PIN (kept hashed) and print it once. Also unlocks the extension."""
-    from vvk_pbx.domain.pins import PinRecord, new_pin
-    from vvk_pbx.storage.pins import PinStore
+    from vvk_pbx.domain.pins import new_pin
+    from vvk_pbx.services.referrals import ReferralError
 
     settings = _load_or_exit(config)
-    if extension not in {p.extension for p in settings.staff}:
-        raise typer.BadParameter(f"{extension} is not a staff extension", param_hint="EXTENSION")
     chosen = pin if pin is not None else new_pin()
+
+    async def store_it(stores: bootstrap.Stores) -> None:
+        await stores.referrals.set_pin(extension, chosen)
+
     try:
-        record = PinRecord.create(extension, chosen)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--pin") from None
-
-    async def store_it(store: Any) -> None:
-        await PinStore(store.engine).put(record)
-
-    _with_store(database, "pins", store_it)
+        _with_store(database, "pins", settings, store_it)
+    except ReferralError as exc:
+        hint = "--pin" if exc.field == "pin" else "EXTENSION"
+        raise typer.BadParameter(exc.reason, param_hint=hint) from None
     out.print(f"PIN for {extension}: {chosen}", markup=False)
 
 
@@ -639,13 +628,13 @@ def callbacks(
     settings = _load_or_exit(config)
     now = _now(settings)
 
-    async def fetch(store: Any) -> list[dict[str, Any]]:
-        service = _referral_service(store, settings)
+    async def fetch(stores: bootstrap.Stores) -> list[dict[str, Any]]:
+        service = stores.referrals
         found = await service.ledger(now, unit, overdue)
         return [service.message_json(m, now) for m in found]
 
     try:
-        rows = _with_store(database, "callbacks", fetch)
+        rows = _with_store(database, "callbacks", settings, fetch)
     except ReferralError as exc:
         raise typer.BadParameter(exc.reason, param_hint="--unit") from None
     if as_json:

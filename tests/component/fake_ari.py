@@ -35,6 +35,7 @@ class FakeAri:
     channels: list[dict[str, Any]] = field(default_factory=list)
     channel_states: dict[str, str] = field(default_factory=dict)  # GET channels/{id}
     sounds: dict[str, list[str]] = field(default_factory=dict)  # GET sounds?lang=: ids
+    stored: dict[str, bytes] = field(default_factory=dict)  # GET recordings/stored[/name/file]
     delay_s: float = 0.0
     connections: int = 0
     _requests: list[Request] = field(default_factory=list)
@@ -126,6 +127,13 @@ class FakeAri:
             return web.json_response({"message": "Channel not found"}, status=404)
         if request.method == "GET" and path == "channels":
             return web.json_response(self.channels)
+        if request.method == "GET" and path == "recordings/stored":
+            return web.json_response([{"name": n, "format": "wav"} for n in self.stored])
+        if request.method == "GET" and path.startswith("recordings/stored/"):
+            name = path.removeprefix("recordings/stored/").removesuffix("/file")
+            if name not in self.stored:
+                return web.json_response({"message": "Recording not found"}, status=404)
+            return web.Response(body=self.stored[name], content_type="audio/wav")
         if request.method == "GET" and path == "sounds":
             ids = self.sounds.get(request.query.get("lang", ""), [])
             return web.json_response([{"id": i, "formats": []} for i in ids])

@@ -326,7 +326,7 @@ async def test_missing_prompts_are_named_and_logged(
     [request] = fake.requests("GET")
     assert (request.path, request.query) == ("sounds", {"lang": "vvk"})
     assert "2 prompt(s) missing in Asterisk (name-1303, reason-9)" in caplog.text
-    assert "vvk-pbx sounds build" in caplog.text
+    assert "vvk-pbx asterisk up" in caplog.text
 
     fake.sounds["vvk"] = names
     caplog.clear()

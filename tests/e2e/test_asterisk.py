@@ -6,6 +6,8 @@ import asyncio
 import re
 from datetime import datetime, time, timedelta
 
+import aiohttp
+
 from tests.e2e.conftest import PbxEnv
 from tests.e2e.harness import (
     Event,
@@ -18,7 +20,17 @@ from tests.e2e.harness import (
     start_phone,
     stasis_entry,
 )
-from vvk_pbx.config.model import WEEKDAY_NAMES, ClosedDate, DateOverride, Overrides, Switch, Weekly
+from vvk_pbx.asterisk import local
+from vvk_pbx.config import Settings
+from vvk_pbx.config.model import (
+    WEEKDAY_NAMES,
+    ClosedDate,
+    DateOverride,
+    Overrides,
+    Person,
+    Switch,
+    Weekly,
+)
 from vvk_pbx.domain.calendar import Calendar, TimeRange
 
 NEVER = 86_400_000  # ring_ms of a phone that never answers
@@ -360,3 +372,39 @@ async def test_asterisk_made_no_dns_lookups(pbx_env: PbxEnv) -> None:
         and re.search(r"DNS|dns|getaddrinfo|lookup|ROOT-SERVERS|resolve", line)
     ]
     assert not dns, dns[:5]
+
+
+async def test_up_on_a_running_asterisk_gives_a_new_person_a_phone_and_a_name(
+    pbx_env: PbxEnv, pbx: Pbx
+) -> None:
+    # Ops add Nils Nyman (1104) and run `scripts/run` (vvk-pbx asterisk up) again
+    # while Asterisk runs: his phone and his spoken name must exist afterwards.
+    nils = Person(name="Nils Nyman", extension="1104", unit="kommunledning", title="Sekreterare")
+    settings = pbx_env.settings.model_copy(update={"staff": (*pbx_env.settings.staff, nils)})
+
+    async def has(path: str, params: dict[str, str] | None = None) -> tuple[int, object]:
+        async with (
+            aiohttp.ClientSession(headers=pbx.auth_header()) as session,
+            session.get(pbx.rest_url(path), params=params) as response,
+        ):
+            return response.status, await response.json()
+
+    def up(with_settings: Settings) -> None:
+        calendar = Calendar(with_settings.hours_policy())
+        now = datetime.now(with_settings.site.tz)
+        local.up(with_settings, calendar, pbx_env.layout, now, print)
+
+    def endpoint() -> str:
+        # Asterisk's CLI, not ARI: ARI's endpoint cache keeps a removed endpoint.
+        return local.cli(pbx_env.layout, "pjsip show endpoint 1104")
+
+    up(settings)
+    try:
+        assert "Endpoint:  1104" in endpoint(), "the new phone is an endpoint"
+        _, sounds = await has("sounds", {"lang": "vvk"})
+        assert "name-1104" in {s["id"] for s in sounds}  # type: ignore[attr-defined]
+    finally:
+        up(pbx_env.settings)
+    assert "Unable to find object 1104" in endpoint(), "gone again with the person"
+    _, sounds = await has("sounds", {"lang": "vvk"})
+    assert "name-1104" not in {s["id"] for s in sounds}  # type: ignore[attr-defined]

@@ -309,7 +309,7 @@ async def test_the_return_a_caller_hears_waits_for_the_units_phone_hours(
 
 
 async def test_a_new_person_without_a_spoken_name_is_reported(
-    controller: Controller, tmp_path: Path
+    controller: Controller, pbx_env: PbxEnv, tmp_path: Path
 ) -> None:
     # Ops add a person but do not run `vvk-pbx sounds build`: Asterisk has every
     # prompt but the new name, and the controller says so in its health and log.
@@ -318,6 +318,9 @@ async def test_a_new_person_without_a_spoken_name_is_reported(
         '[[staff]]\nname = "Nils Nyman"\nextension = "1104"\nunit = "kommunledning"\n'
         'title = "Nämndsekreterare"\n\n[[staff]]\nname = "Anna Berg"',
     )
+    # The sounds directory outlives test runs: make sure no earlier run left the name.
+    stale = pbx_env.layout.inside(f"{local.CHROOT.sounds}/name-1104.wav")
+    stale.unlink(missing_ok=True)
     await controller(OPEN_AT, edits=(new_person,))
     async with (
         aiohttp.ClientSession() as session,
@@ -364,3 +367,43 @@ async def test_an_operator_transfers_a_caller_to_a_referred_person(
         await call.wait(30)
     finally:
         await operator.stop()
+
+
+async def test_a_message_recorded_while_the_controller_dies_reaches_the_ledger(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    voicemail = ("[queue]", "[voicemail]\nmax_s = 30\nsilence_s = 3\n\n[queue]")
+    process, database = await controller(OPEN_AT, edits=(voicemail,))
+    subprocess.run(
+        [VVK, "referrals", "set", "1101", "--reason", "2", "--from", "2026-11-30T08:00",
+         "--until", "2026-11-30T14:30", "--database", database, "--config", str(SAMPLE_CONFIG)],
+        check=True, capture_output=True, cwd=ROOT,
+    )  # fmt: skip
+    call = await place_call(
+        pbx,
+        DIRECT_1101,
+        caller_number="0700000048",
+        hold_ms=26000,
+        dtmf=[("2", 9000), (SPEECH, 15500)],
+    )
+    caller = await entered_stasis(observer, "0700000048", "the call to 1101")
+    await observer.wait_for(
+        lambda e: (
+            e.get("type") == "RecordingStarted"
+            and e["recording"]["target_uri"] == f"channel:{caller}"
+        ),
+        25,
+        "the recording starting",
+    )
+    process.kill()  # SIGKILL while the caller speaks: Asterisk records on
+    process.wait(10)
+    await call.wait(60)
+    assert vvk_json(database, "callbacks") == []
+    await controller(OPEN_AT, edits=(voicemail,))  # the same database
+    [message] = vvk_json(database, "callbacks")
+    assert (message["extension"], message["caller"], message["recording"]) == (
+        "1101",
+        "0700000048",
+        f"vm-1101-{caller}",
+    )
+    assert 5 <= float(message["duration_s"]) <= 12, message  # type: ignore[arg-type]

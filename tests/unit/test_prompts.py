@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import STHLM
-from vvk_pbx.asterisk.prompts import catalogue, phrases
+from vvk_pbx.asterisk import prompts as prompts_module
+from vvk_pbx.asterisk.prompts import build_prompts, catalogue, phrases
 from vvk_pbx.config import Settings
 from vvk_pbx.domain.announcements import answering_machine
 from vvk_pbx.domain.calendar import Calendar
@@ -59,3 +60,29 @@ def test_a_broken_catalogue_names_its_file(sample_settings: Settings, tmp_path: 
     broken.write_text("[phrases\nwelcome = 1", encoding="utf-8")
     with pytest.raises(RuntimeError, match=f"{broken}: the prompt catalogue cannot be read"):
         phrases(sample_settings, broken)
+
+
+def test_a_build_removes_the_prompts_of_people_who_left(
+    sample_settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spoken: list[str] = []
+
+    def fake_speak(text: str, target: Path) -> None:
+        spoken.append(text)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(b"RIFF")
+
+    monkeypatch.setattr(prompts_module, "speak", fake_speak)
+    target = tmp_path / "vvk"
+    target.mkdir()
+    (target / "name-1999.wav").write_bytes(b"RIFF")  # someone who left
+    calendar = Calendar(sample_settings.hours_policy())
+    lines: list[str] = []
+    written = build_prompts(sample_settings, calendar, tmp_path / "cache", target, lines.append)
+    names = {p.stem for p in target.glob("*.wav")}
+    assert names == set(catalogue(sample_settings, calendar)) == {p.stem for p in written}
+    assert "removing prompt name-1999" in lines
+    assert "Anna Berg" in spoken
+    spoken.clear()
+    build_prompts(sample_settings, calendar, tmp_path / "cache", target, lines.append)
+    assert spoken == [], "unchanged texts are not spoken again"

@@ -129,6 +129,30 @@ class AriClient:
         found = await self.request("GET", "sounds", params={"lang": directory})
         return {str(s["id"]) for s in found or [] if isinstance(s, dict) and "id" in s}
 
+    # ----- stored recordings (voicemail) -------------------------------------------------
+
+    async def stored_recordings(self) -> list[str]:
+        """The names of the recordings in Asterisk's spool (``GET /recordings/stored``).
+        Raises ``AriHttpError`` or ``AriUnavailableError``."""
+        found = await self.request("GET", "recordings/stored")
+        return [str(r["name"]) for r in found or [] if isinstance(r, dict) and "name" in r]
+
+    async def stored_recording_file(self, name: str) -> bytes:
+        """A stored recording's file as it is on disk (``GET /recordings/stored/{name}/file``).
+        Raises ``AriNotFoundError``, ``AriHttpError`` or ``AriUnavailableError``."""
+        path = f"recordings/stored/{name}/file"
+        url = f"{self.config.base_url}/ari/{path}"
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
+        try:
+            async with self.session.get(url, timeout=timeout) as response:
+                if response.status >= 400:
+                    message = _message(await response.text())
+                    error = AriNotFoundError if response.status == 404 else AriHttpError
+                    raise error("GET", path, response.status, message)
+                return await response.read()
+        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
+            raise AriUnavailableError(f"GET {path}: {exc.__class__.__name__} {exc}") from exc
+
     # ----- channels -------------------------------------------------------------------
 
     async def list_channels(self) -> list[Channel]:

@@ -341,13 +341,18 @@ def up(
 ) -> int:
     """Build (or reuse) the rootfs, render the config, start Asterisk, wait for ARI. Returns the pid.
 
-    A running instance that answers is left alone. Raises ``ProvisionError``.
+    A running instance that answers gets the config and the prompts rendered
+    again and reloaded (``core reload``), so a person added to the directory
+    gets a phone and a spoken name without a restart; calls in progress go on.
+    Raises ``ProvisionError``.
     """
     check_host()
     pid = running_pid(layout)
     if pid is not None:
         if ari_ready(settings, layout):
-            log(f"Asterisk already runs (pid {pid}); ARI answers")
+            install_config(settings, calendar, layout, now, log)
+            cli(layout, "core reload")
+            log(f"Asterisk already runs (pid {pid}); its config and prompts are reloaded")
             return pid
         raise ProvisionError(
             f"Asterisk pid {pid} runs but ARI does not answer: run `vvk-pbx asterisk down`"

@@ -144,10 +144,19 @@ def speak(text: str, target: Path) -> None:
 def build_prompts(
     settings: Settings, calendar: Calendar, cache: Path, target: Path, log: Callable[[str], None]
 ) -> list[Path]:
-    """Speak every prompt of the catalogue whose text changed, and copy all into ``target``."""
+    """Speak every prompt of the catalogue whose text changed, and copy all into ``target``.
+
+    Prompts in ``target`` that the catalogue no longer has (a person who left)
+    are removed, so the controller's check for missing prompts sees the truth.
+    """
     target.mkdir(parents=True, exist_ok=True)
     written = []
-    for name, text in catalogue(settings, calendar).items():
+    prompts = catalogue(settings, calendar)
+    for stale in sorted(target.glob("*.wav")):
+        if stale.stem not in prompts:
+            log(f"removing prompt {stale.stem}")
+            stale.unlink()
+    for name, text in prompts.items():
         key = hashlib.sha256(text.encode()).hexdigest()[:16]
         cached = cache / f"{name}-{key}.wav"
         if not cached.exists():

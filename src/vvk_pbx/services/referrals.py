@@ -67,6 +67,7 @@ class MessagePort(Protocol):
     """Where voicemail messages go (``vvk_pbx.storage.voicemail.MessageStore``)."""
 
     async def add(self, message: Message) -> None: ...
+    async def get(self, message_id: str) -> Message | None: ...
     async def ledger(self, extensions: list[str] | None = None) -> list[Message]: ...
     async def mark(
         self, message_id: str, status: Status, at: datetime | None = None
@@ -275,6 +276,21 @@ class ReferralService:
             raise ReferralError("extension", f"{extension} is not a staff extension")
         return await self.store.clear(extension, at)
 
+    async def set_pin(self, extension: str, pin: str) -> None:
+        """Set a person's PIN (kept as a salted hash), which also ends a lock (R2, V1).
+
+        Raises ``ReferralError`` for an extension not in the directory (field
+        "extension") or a PIN that is not 4–8 digits (field "pin");
+        ``StorageError`` when the database fails.
+        """
+        if extension not in self.staff:
+            raise ReferralError("extension", f"{extension} is not a staff extension")
+        try:
+            record = PinRecord.create(extension, pin)
+        except ValueError as exc:
+            raise ReferralError("pin", str(exc)) from None
+        await self.pins.put(record)
+
     async def in_force_now(self, now: datetime) -> dict[str, Referral]:
         """Every referral in force, by extension (R6)."""
         return await self.store.all_in_force(now)
@@ -308,6 +324,10 @@ class ReferralService:
             for m in await self.messages.ledger([extension])
             if m.status in (Status.NEW, Status.HEARD)
         ]
+
+    async def has_message(self, message_id: str) -> bool:
+        """Whether the ledger holds this message, whatever its status. Raises ``StorageError``."""
+        return await self.messages.get(message_id) is not None
 
     async def mark(self, message_id: str, status: Status, at: datetime) -> Message | None:
         """Set a message's status from the phone: heard, deleted or called back (V1, V2)."""

@@ -18,7 +18,10 @@ Stasis argument ``leg``.
 from __future__ import annotations
 
 import asyncio
+import io
 import logging
+import re
+import wave
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -61,10 +64,9 @@ RINGBACK = "tone:ring;tonezone=se"  # the Swedish ring cadence, until stopped
 PIN_WAIT_S = 10  # after the PIN prompt, how long to wait for the first key
 # States in which no leg is ringing for the call, so a leg that ends is no news.
 CALLER_WITH_US = ("done", "waiting", "menu", "voicemail-prompt", "recording", "voicemail-saved")
-# Pauses between tries to put a recorded message in the ledger when the database
-# fails (a lock held by another writer, a restarting PostgreSQL). Each SQLite try
-# already waits up to its busy_timeout; after the last, the message is logged.
-LEDGER_RETRY_S = (0.5, 1.0, 2.0)
+# A voicemail recording's name: vm-<extension>-<call id> (the call id is the
+# caller's channel id, which is also the message's id in the ledger).
+VOICEMAIL_NAME = re.compile(r"^vm-([0-9]{2,6})-(.+)$")
 # A phone's SIP REFER on our legs becomes a ChannelTransfer event for us to
 # carry out, instead of Asterisk's own transfer (Asterisk >= 22.3).
 ARI_TRANSFERS = {"PJSIP_TRANSFER_HANDLING()": "ari-only"}
@@ -111,6 +113,8 @@ class AriPort(Protocol):
     async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None: ...
     async def add_to_bridge(self, bridge_id: str, channel_ids: Iterable[str]) -> None: ...
     async def destroy_bridge(self, bridge_id: str) -> None: ...
+    async def stored_recordings(self) -> list[str]: ...
+    async def stored_recording_file(self, name: str) -> bytes: ...
 
 
 @dataclass(frozen=True)
@@ -667,36 +671,27 @@ class Switchboard:
             started = call.recording_started or when
             duration_s = max(0.0, (when - started).total_seconds())
         person, recording = call.person or "", call.recording
-        for pause in (*LEDGER_RETRY_S, None):
-            try:
-                message = await self.referrals.message_left(
-                    person, call.record.caller, call.id, when, duration_s, recording
-                )
-                break
-            except Exception as exc:
-                if pause is None:
-                    # The audio is kept in the spool; the log has all a person needs
-                    # to call back, and ops can find the lost ledger entries here.
-                    log.error(
-                        "call %s: message for %s from %s at %s (%.0f s, recording %s) "
-                        "is NOT in the callback ledger: %s",
-                        call.id,
-                        person,
-                        call.record.caller,
-                        when.isoformat(),
-                        duration_s,
-                        recording,
-                        exc,
-                    )
-                    call.record = call.record.note(
-                        f"[V2] message {recording} recorded, but the ledger failed: {exc}"
-                    )
-                    call.success = Outcome.VOICEMAIL
-                    call.record = replace(call.record, outcome=Outcome.VOICEMAIL)
-                    self._save(call)
-                    return
-                log.warning("call %s: the ledger failed (%s); again in %.1f s", call.id, exc, pause)
-                await asyncio.sleep(pause)
+        try:
+            message = await self.referrals.message_left(
+                person, call.record.caller, call.id, when, duration_s, recording
+            )
+        except Exception as exc:
+            # The audio is safe in the spool: recover_messages puts it in the
+            # ledger once the database answers again (within RECOVER_S).
+            log.warning(
+                "call %s: message %s is recorded but the ledger failed (%s); "
+                "it is added from the spool when the database answers",
+                call.id,
+                recording,
+                exc,
+            )
+            call.record = call.record.note(
+                f"[V2] message {recording} recorded; the ledger failed, it is added later"
+            )
+            call.success = Outcome.VOICEMAIL
+            call.record = replace(call.record, outcome=Outcome.VOICEMAIL)
+            self._save(call)
+            return
         call.record = call.record.note(
             f"[V2] message {message.id} for {message.extension}, {duration_s:.0f} s; "
             f"call back by {message.deadline_at.isoformat()}"
@@ -1090,6 +1085,54 @@ class Switchboard:
         finally:
             self._dispatch()
 
+    # ----- voicemail the ledger lacks (V1, V2) ----------------------------------------------
+
+    async def recover_messages(
+        self, lookup: Callable[[str], Awaitable[CallRecord | None]]
+    ) -> list[Message]:
+        """Put into the ledger every finished voicemail recording in Asterisk's spool
+        that is not there: the controller died while it was recorded, or the
+        database failed when it ended. Caller and time come from the call log
+        (``lookup``; a recording whose call is not in it is not this database's
+        and is left alone); the length from the WAV file. Calls still in
+        progress are left to their own flow. Returns the messages added; raises nothing
+        (failures are logged and the next round tries again)."""
+        try:
+            names = await self.ari.stored_recordings()
+        except Exception as exc:
+            log.warning("voicemail recovery: cannot list the recordings: %s", exc)
+            return []
+        added = []
+        for name in sorted(names):
+            found = VOICEMAIL_NAME.match(name)
+            if found is None or found[2] in self.calls:
+                continue
+            extension, call_id = found[1], found[2]
+            try:
+                if await self.referrals.has_message(call_id):
+                    continue
+                record = await lookup(call_id)
+                if record is None:
+                    # Not a call of this database (an older one, a test's): not ours to add.
+                    continue
+                caller, left_at = record.caller, record.ended_at or record.arrived_at
+                audio = await self.ari.stored_recording_file(name)
+                message = await self.referrals.message_left(
+                    extension, caller, call_id, left_at, _wav_seconds(audio), name
+                )
+            except Exception as exc:
+                log.warning("voicemail recovery: %s not in the ledger yet: %s", name, exc)
+                continue
+            log.warning(
+                "voicemail recovery: %s for %s from %s added to the ledger, call back by %s",
+                name,
+                extension,
+                caller,
+                message.deadline_at.astimezone(self.calendar.tz).isoformat(),
+            )
+            added.append(message)
+        return added
+
     # ----- resync after a reconnect ---------------------------------------------------------
 
     async def resync(
@@ -1218,6 +1261,17 @@ class Switchboard:
             context = FALLBACK_INTERNAL
         extension = call.record.called if context == FALLBACK_INTERNAL and call is not None else "s"
         await _quietly(self.ari.continue_in_dialplan(call_id, context, extension))
+
+
+def _wav_seconds(audio: bytes) -> float:
+    """A WAV file's length in seconds; 0.0 for one that is empty or not WAV."""
+    try:
+        with wave.open(io.BytesIO(audio)) as reader:
+            frames: int = reader.getnframes()
+            rate: int = reader.getframerate()
+            return frames / rate
+    except (wave.Error, EOFError, ZeroDivisionError):
+        return 0.0
 
 
 def _real_now() -> datetime:
