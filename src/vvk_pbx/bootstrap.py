@@ -55,12 +55,13 @@ def referral_service(store: CallLog, settings: Settings, calendar: Calendar) -> 
 
 @asynccontextmanager
 async def open_stores(
-    settings: Settings, layout: Layout, database_url: str | None
+    settings: Settings, layout: Layout, database_url: str | None, create: bool = True
 ) -> AsyncIterator[Stores]:
     """Open the database (``database_url``, else ``$VVK_PBX_DATABASE_URL``, else SQLite in
     the state directory), migrated to the newest schema, and close it on exit.
+    ``create`` False: a SQLite file that is not there is an error (reports).
     Raises ``StorageError``."""
-    store = await CallLog.open(database_url or default_url(layout.state))
+    store = await CallLog.open(database_url or default_url(layout.state), create)
     try:
         yield Stores(store, referral_service(store, settings, Calendar(settings.hours_policy())))
     finally:

@@ -6,7 +6,7 @@ import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -306,16 +306,18 @@ def _with_store(
     command: str,
     settings: Settings,
     work: Callable[[bootstrap.Stores], Awaitable[T]],
+    create: bool = True,
 ) -> T:
-    """Run ``work(stores)`` on the database (``bootstrap.open_stores``); a storage error
-    is printed as ``vvk-pbx COMMAND: reason`` and exits 1."""
+    """Run ``work(stores)`` on the database (``bootstrap.open_stores``; ``create`` False for
+    commands that only read); a storage error is printed as ``vvk-pbx COMMAND: reason``
+    and exits 1."""
     import asyncio
 
     from vvk_pbx import bootstrap
     from vvk_pbx.asterisk.local import Layout
 
     async def run() -> T:
-        async with bootstrap.open_stores(settings, Layout.default(), database) as stores:
+        async with bootstrap.open_stores(settings, Layout.default(), database, create) as stores:
             return await work(stores)
 
     try:
@@ -336,12 +338,12 @@ def _calls(
         records = await stores.calls.list_calls(start, end)
         return records, await stores.calls.legs_by_call([r.id for r in records])
 
-    return _with_store(database, "calls", settings, fetch)
+    return _with_store(database, "calls", settings, fetch, create=False)
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, tz: tzinfo) -> Any:
     if isinstance(value, datetime):
-        return value.isoformat()
+        return value.astimezone(tz).isoformat()  # local, as everywhere ops look
     if isinstance(value, tuple):
         return list(value)
     if hasattr(value, "value"):
@@ -349,12 +351,13 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def call_json(record: Any, legs: list[Any] | None = None) -> dict[str, Any]:
-    """One call as JSON: the fields of the log and, given them, its legs (ring and answer times)."""
-    out: dict[str, Any] = {name: _plain(getattr(record, name)) for name in CALL_FIELDS}
+def call_json(record: Any, tz: tzinfo, legs: list[Any] | None = None) -> dict[str, Any]:
+    """One call as JSON: the fields of the log and, given them, its legs (ring and answer
+    times), times ISO 8601 in the site's zone ``tz``."""
+    out: dict[str, Any] = {name: _plain(getattr(record, name), tz) for name in CALL_FIELDS}
     if legs is not None:
         out["legs"] = [
-            {name: _plain(getattr(leg, name)) for name in LEG_FIELDS if name != "call_id"}
+            {name: _plain(getattr(leg, name), tz) for name in LEG_FIELDS if name != "call_id"}
             for leg in legs
         ]
     return out
@@ -380,7 +383,7 @@ def calls_list(
     settings = _load_or_exit(config)
     records, legs = _calls(database, since, until, settings)
     if as_json:
-        rows = [call_json(r, legs.get(r.id, [])) for r in records]
+        rows = [call_json(r, settings.site.tz, legs.get(r.id, [])) for r in records]
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
     table = Table(title=f"Samtal ({len(records)})")
@@ -418,10 +421,10 @@ def calls_export(
         raise typer.BadParameter("json or csv", param_hint="--format")
     records, legs = _calls(database, since, until, settings)
     if as_json or fmt == "json":
-        rows = [call_json(r, legs.get(r.id, [])) for r in records]
+        rows = [call_json(r, settings.site.tz, legs.get(r.id, [])) for r in records]
         _sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
         return
-    rows = [call_json(r) for r in records]  # CSV: one flat row per call
+    rows = [call_json(r, settings.site.tz) for r in records]  # CSV: one flat row per call
     writer = csv.DictWriter(_sys.stdout, fieldnames=list(CALL_FIELDS))
     writer.writeheader()
     for row in rows:
@@ -501,7 +504,7 @@ def referrals_list(
         found = await service.in_force_now(when)
         return [service.referral_json(found[ext]) for ext in sorted(found)]
 
-    rows = _with_store(database, "referrals", settings, fetch)
+    rows = _with_store(database, "referrals", settings, fetch, create=False)
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
@@ -541,6 +544,10 @@ def referrals_set(
     settings = _load_or_exit(config)
     begin = parse_instant(start, settings, "--from") if start else _now(settings)
     end = parse_instant(until, settings, "--until")
+    if "T" not in until.upper() and " " not in until.strip():
+        raise typer.BadParameter(
+            f"{until!r} has no time of day: write 2026-12-07T09:00", param_hint="--until"
+        )
 
     async def store_it(stores: bootstrap.Stores) -> dict[str, Any]:
         service = stores.referrals
@@ -552,7 +559,7 @@ def referrals_set(
     try:
         row = _with_store(database, "referrals", settings, store_it)
     except ReferralError as exc:
-        hint = {"extension": "EXTENSION", "reason": "--reason", "note": "--note"}
+        hint = {"extension": "EXTENSION", "reason": "--reason", "note": "--note", "from": "--from"}
         raise typer.BadParameter(exc.reason, param_hint=hint.get(exc.field, "--until")) from None
     out.print_json(json.dumps(row, ensure_ascii=False))
 
@@ -634,7 +641,7 @@ def callbacks(
         return [service.message_json(m, now) for m in found]
 
     try:
-        rows = _with_store(database, "callbacks", settings, fetch)
+        rows = _with_store(database, "callbacks", settings, fetch, create=False)
     except ReferralError as exc:
         raise typer.BadParameter(exc.reason, param_hint="--unit") from None
     if as_json:

@@ -1,4 +1,4 @@
-"""Referrals in a real SQLite and PostgreSQL database (R1–R4)."""
+"""Referrals and the callback ledger in a real SQLite and PostgreSQL database (R1–R4, V2)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ import pytest
 
 from tests.conftest import STHLM
 from vvk_pbx.domain.referral import Source
+from vvk_pbx.domain.voicemail import Message, Status
 from vvk_pbx.storage.calllog import CallLog
 from vvk_pbx.storage.referrals import ReferralStore
+from vvk_pbx.storage.voicemail import MessageStore
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=STHLM)
 
@@ -73,3 +75,54 @@ async def test_a_return_before_the_start_is_refused(store: ReferralStore) -> Non
     with pytest.raises(ValueError, match="is not after"):
         await store.set("1101", 2, T0, T0, "1101", Source.CLI)
     assert await store.history("1101") == []
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MessageStore]:
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    log = await CallLog.open(url)
+    try:
+        yield MessageStore(log.engine)
+    finally:
+        if request.param == "postgresql":
+            async with log.engine.begin() as connection:
+                await connection.exec_driver_sql("TRUNCATE voicemail_messages")
+        await log.close()
+
+
+def message(mid: str, extension: str = "1101") -> Message:
+    return Message(
+        id=mid,
+        extension=extension,
+        caller="0701234567",
+        call_id=mid,
+        left_at=T0,
+        duration_s=7.0,
+        recording=f"vm-{extension}-{mid}",
+        deadline_at=T0 + timedelta(days=2),
+    )
+
+
+async def test_the_ledger_keeps_deleted_messages_and_the_first_callback(
+    ledger: MessageStore,
+) -> None:
+    await ledger.add(message("m1"))
+    await ledger.add(message("m2"))
+    await ledger.add(message("m3", "1201"))
+    await ledger.mark("m1", Status.DELETED, T0 + timedelta(hours=1))
+    first = T0 + timedelta(days=3)
+    called = await ledger.mark("m2", Status.CALLED_BACK, first)
+    assert called is not None and called.late, "called back after the deadline"
+    again = await ledger.mark("m2", Status.CALLED_BACK, first + timedelta(days=1))
+    assert again is not None and again.called_back_at == first, "the first time stands"
+    await ledger.mark("m2", Status.DELETED, first + timedelta(days=2))
+    found = {m.id: m for m in await ledger.ledger(["1101"])}
+    assert set(found) == {"m1", "m2"}
+    assert found["m1"].status is Status.DELETED
+    assert found["m1"].overdue(T0 + timedelta(days=2)), "deleting is no answer to the caller"
+    assert found["m2"].status is Status.CALLED_BACK
+    assert not found["m2"].overdue(T0 + timedelta(days=5))
+    assert await ledger.mark("nope", Status.CALLED_BACK, first) is None

@@ -1065,6 +1065,14 @@ async def test_the_referral_and_ledger_api(open_: Rig) -> None:
             "api",
         )
         assert [r["extension"] for r in await (await client.get("/referrals")).json()] == ["1101"]
+        one = await client.get("/referrals/1101")
+        assert (one.status, (await one.json())["note"]) == (200, "Budget")
+        for path, reason in (
+            ("/referrals/1102", "has no referral in force"),
+            ("/referrals/1999", "not a staff extension"),
+        ):
+            response = await client.get(path)
+            assert response.status == 404 and reason in (await response.json())["error"]
         for extension, payload, status, reason in (
             ("1999", {"reason": 2, "until": "2026-11-30T14:30"}, 404, "not a staff extension"),
             ("1101", {"reason": 42, "until": "2026-11-30T14:30"}, 422, "no reason code 42"),
@@ -1072,6 +1080,20 @@ async def test_the_referral_and_ledger_api(open_: Rig) -> None:
             ("1101", {"reason": 2, "until": "tomorrow"}, 422, "is not a time"),
             ("1101", {"reason": 2, "until": "2026-11-30T09:00"}, 422, "after the start"),
             ("1101", {"reason": 2, "until": "2026-11-30T14:30", "x": 1}, 422, "unknown field"),
+            ("1101", {"reason": 2, "until": "2026-12-01"}, 422, "has no time of day"),
+            ("1101", {"reason": 2, "until": "9999-12-31T23:59-05:00"}, 422, "not within"),
+            (
+                "1101",
+                {"reason": 2, "from": "0001-01-01T00:30+01:00", "until": "2026-12-01T10:00"},
+                422,
+                "not within",
+            ),
+            (
+                "1101",
+                {"reason": 2, "until": "2026-12-01T10:00", "note": "a\x00b"},
+                422,
+                "printable",
+            ),
         ):
             response = await client.put(f"/referrals/{extension}", json=payload)
             assert response.status == status, payload
@@ -1128,7 +1150,7 @@ async def test_staff_listen_to_their_messages_behind_the_pin(open_: Rig) -> None
     assert played_media(open_, "v1") == ["sound:vvk/voicemail-pin"]
     for digit in "4712#":  # a wrong PIN first
         await open_.event(dtmf("v1", digit))
-    assert played_media(open_, "v1")[-1] == "sound:vvk/code-error-wrong-pin,sound:vvk/voicemail-pin"
+    assert played_media(open_, "v1")[-1] == "sound:vvk/voicemail-wrong-pin,sound:vvk/voicemail-pin"
     for digit in "4711#":
         await open_.event(dtmf("v1", digit))
     assert played_media(open_, "v1")[-1] == (
@@ -1150,7 +1172,7 @@ async def test_a_mailbox_without_a_pin_is_refused(open_: Rig) -> None:
     await open_.event(stasis("v2", OPEN, "feature", "*98#", number="1101"))
     for digit in "1234#":
         await open_.event(dtmf("v2", digit))
-    assert played_media(open_, "v2")[-1] == "sound:vvk/code-error-wrong-pin,sound:vvk/voicemail-pin"
+    assert played_media(open_, "v2")[-1] == "sound:vvk/voicemail-wrong-pin,sound:vvk/voicemail-pin"
 
 
 async def test_the_api_refuses_deep_json_and_a_transfer_to_the_same_phone(open_: Rig) -> None:

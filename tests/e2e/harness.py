@@ -35,7 +35,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.e2e.sipp.make_dtmf_pcaps import DIGITS, SRC, renumber
+from tests.e2e.sipp.make_dtmf_pcaps import SPEECH, SRC, write_pcaps
 from vvk_pbx.bench.run import free_udp_port
 
 SIPP_DIR = Path(__file__).parent / "sipp"
@@ -72,24 +72,11 @@ class Pbx:
         return f"http://127.0.0.1:{self.ari_port}/ari/{path.lstrip('/')}"
 
 
-# place_call's "digit" for 7 s of speech: SIPp's own G.711 A-law sample
-# (/usr/share/sip-tester/g711a.pcap), re-numbered like a DTMF slot. Its RTP
-# timestamps run past the next slot's, so it must be the caller's last entry.
-SPEECH = "speech"
-
-
 def make_dtmf_pcaps(target: Path) -> Path:
-    """Per-slot RFC 4733 pcaps (see ``sipp/make_dtmf_pcaps.py`` for why) and per-slot
-    copies of the speech sample, made once."""
+    """Per-slot RFC 4733 pcaps and speech (see ``sipp/make_dtmf_pcaps.py`` for why), made once."""
     marker = target / ".done-speech"
     if not marker.exists():
-        target.mkdir(parents=True, exist_ok=True)
-        sources = {d: SRC / f"dtmf_2833_{d}.pcap" for d in DIGITS}
-        sources[SPEECH] = SRC / "g711a.pcap"
-        for digit, source in sources.items():
-            data = source.read_bytes()
-            for slot in range(1, MAX_DTMF + 1):
-                (target / f"dtmf_2833_{digit}_s{slot}.pcap").write_bytes(renumber(data, slot))
+        write_pcaps(target, MAX_DTMF)
         marker.touch()
     return target
 

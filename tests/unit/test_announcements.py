@@ -7,7 +7,7 @@ from datetime import datetime
 import pytest
 
 from tests.conftest import STHLM
-from vvk_pbx.domain.announcements import answering_machine, next_opening
+from vvk_pbx.domain.announcements import answering_machine, clock, next_opening
 
 
 def at(text: str) -> datetime:
@@ -45,3 +45,16 @@ def test_the_message_reads_everything_in_order() -> None:
         "sound:vvk/on-call-2",
         "sound:vvk/on-call-3",
     ]
+
+
+@pytest.mark.parametrize(
+    ("hour", "minute", "heard"),
+    [
+        (8, 0, ["at-clock", "num-8"]),
+        (14, 30, ["at-clock", "num-14", "num-30"]),
+        (14, 5, ["at-clock", "num-14", "num-0", "num-5"]),  # "fjorton noll fem"
+        (9, 10, ["at-clock", "num-9", "num-10"]),
+    ],
+)
+def test_the_clock_is_read_as_swedes_read_it(hour: int, minute: int, heard: list[str]) -> None:
+    assert clock(hour, minute) == heard

@@ -313,6 +313,8 @@ def test_the_database_may_be_a_plain_file_or_a_url_without_a_driver(
             ["1101", "--reason", "2", "--from", "2026-12-01T10:00", "--until", "2026-12-01T09:00"],
             "the return time must be after the start",
         ),
+        (["1101", "--reason", "2", "--until", "2026-12-01"], "has no time of day"),
+        (["1101", "--reason", "2", "--until", "9999-12-31T23:59-05:00"], "not within 1953–2100"),
     ],
 )
 def test_bad_referrals_are_refused_and_nothing_is_stored(
@@ -326,6 +328,14 @@ def test_bad_referrals_are_refused_and_nothing_is_stored(
 
 def test_the_callback_ledger_command(tmp_path: Path) -> None:
     db = ["--database", f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"]
+    # A report on a database that is not there says so, and makes none (a typo
+    # must not look like an empty ledger).
+    for command in (["callbacks"], ["referrals", "list"], ["calls", "list"]):
+        result = runner.invoke(app, [*command, *db])
+        assert result.exit_code == 1, result.output
+        assert "no call log there" in result.output
+    assert not (tmp_path / "calls.sqlite3").exists()
+    runner.invoke(app, ["pins", "set", "1101", *db])  # a command that writes makes it
     result = runner.invoke(app, ["callbacks", "--json", *db])
     assert result.exit_code == 0 and json.loads(result.stdout) == []
     result = runner.invoke(app, ["callbacks", "--unit", "nope", *db])

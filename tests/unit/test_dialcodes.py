@@ -33,6 +33,10 @@ from vvk_pbx.domain.dialcodes import (
         ("*24*1102*4711*2*1430#", SetReferral(2, 14, 30, None, "1102", "4711")),
         ("*24*1102*4711*5*1207*0900#", SetReferral(5, 9, 0, (12, 7), "1102", "4711")),
         ("#24*1102*4711#", ClearReferral("1102", "4711")),
+        # phones that use # as the send key and do not pass it on
+        ("*23*2*1430", SetReferral(2, 14, 30)),
+        ("#23", ClearReferral()),
+        ("*98", ListenVoicemail()),
     ],
 )
 def test_the_code_family(dialed: str, meaning: object) -> None:
@@ -42,7 +46,6 @@ def test_the_code_family(dialed: str, meaning: object) -> None:
 @pytest.mark.parametrize(
     ("dialed", "problem"),
     [
-        ("*23*2*1430", Problem.MALFORMED),  # no #
         ("*23*2#", Problem.MALFORMED),
         ("*23*2*143#", Problem.MALFORMED),  # four digits are always a time
         ("*23*2*14300#", Problem.MALFORMED),

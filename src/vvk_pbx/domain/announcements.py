@@ -16,10 +16,11 @@ def sound(name: str) -> str:
 
 
 def clock(hour: int, minute: int) -> list[str]:
-    """``klockan 8`` or ``klockan 14 30`` as prompt names."""
+    """``klockan 8``, ``klockan 14 30`` or ``klockan 14 noll 5`` as prompt names: as
+    the clock is read aloud in Swedish, a minute under ten has its "noll"."""
     words = ["at-clock", f"num-{hour}"]
     if minute:
-        words.append(f"num-{minute}")
+        words += ["num-0", f"num-{minute}"] if minute < 10 else [f"num-{minute}"]
     return words
 
 

@@ -90,9 +90,14 @@ def is_feature_code(dialed: str) -> bool:
 
 
 def parse(dialed: str) -> DialCode:
-    """The meaning of a dialed code. Raises ``CodeError`` (MALFORMED, IMPOSSIBLE_TIME,
+    """The meaning of a dialed code; the final ``#`` may be left out (phones that use it
+    as the send key). Raises ``CodeError`` (MALFORMED, IMPOSSIBLE_TIME,
     IMPOSSIBLE_DATE) for a code that is not in the family or names no real time."""
     code = dialed.strip().replace("%23", "#")
+    if code[:1] in ("*", "#") and not code.endswith("#"):
+        # Many desk phones take # as "send" and do not pass it on: the code is
+        # whole without it, so it means the same.
+        code += "#"
     if code == VOICEMAIL:
         return ListenVoicemail()
     if code == f"#{REFER}#":

@@ -2,7 +2,8 @@
 
 A message's deadline is its arrival plus 2 working days on the H2 calendar
 (``Calendar.add_working_days``); it is overdue from then until it is called
-back or deleted.
+back. Deleting a message removes it from the staff member's mailbox, not from
+the ledger: the caller still waits for an answer.
 """
 
 from __future__ import annotations
@@ -35,5 +36,11 @@ class Message:
     called_back_at: datetime | None = None
 
     def overdue(self, now: datetime) -> bool:
-        """Not called back by its deadline (V2); deleted messages are never overdue."""
-        return self.status in (Status.NEW, Status.HEARD) and now >= self.deadline_at
+        """Not called back by its deadline (V2). Deleting the recording does not answer
+        the caller, so a deleted message not called back is overdue too."""
+        return self.status is not Status.CALLED_BACK and now >= self.deadline_at
+
+    @property
+    def late(self) -> bool:
+        """Called back, but after its deadline (V2: what the monthly follow-up counts)."""
+        return self.called_back_at is not None and self.called_back_at > self.deadline_at

@@ -7,6 +7,8 @@ Routes (JSON in and out; errors are ``{"error": "<reason>"}`` with a 4xx status)
   transfer of a connected call (A5). 202 when queued; 404 no such call in
   progress; 409 not connected; 422 a malformed body or an unknown extension.
 - ``GET /referrals``: every referral in force, by extension (R6).
+- ``GET /referrals/{extension}``: that person's referral in force; 404 when the
+  phone is open or the extension is not a staff member's.
 - ``PUT /referrals/{extension}`` with ``{"reason": 2, "until": "2026-12-01T14:30",
   "from": optional, "note": optional}`` (times without an offset are local):
   201 with the referral (R2, R3); 404 unknown extension; 422 otherwise.
@@ -46,6 +48,7 @@ def make_app(switchboard: Switchboard, health: Callable[[], dict[str, Any]]) -> 
     app.router.add_get("/health", _health)
     app.router.add_post("/calls/{call_id}/transfer", _transfer)
     app.router.add_get("/referrals", _referrals)
+    app.router.add_get("/referrals/{extension}", _referral)
     app.router.add_put("/referrals/{extension}", _set_referral)
     app.router.add_delete("/referrals/{extension}", _clear_referral)
     app.router.add_get("/messages", _messages)
@@ -116,6 +119,8 @@ def _instant(board: Switchboard, value: object, field: str) -> datetime:
         at = datetime.fromisoformat(value)
     except ValueError:
         raise ReferralError(field, f"{value!r} is not a time like 2026-12-01T14:30") from None
+    if "T" not in value.upper() and " " not in value.strip():
+        raise ReferralError(field, f"{value!r} has no time of day: write 2026-12-01T14:30")
     return at if at.tzinfo is not None else at.replace(tzinfo=board.calendar.tz)
 
 
@@ -123,6 +128,17 @@ async def _referrals(request: web.Request) -> web.Response:
     board = request.app[SWITCHBOARD]
     found = await board.referrals.in_force_now(board.clock())
     return web.json_response([board.referrals.referral_json(found[ext]) for ext in sorted(found)])
+
+
+async def _referral(request: web.Request) -> web.Response:
+    board = request.app[SWITCHBOARD]
+    extension = request.match_info["extension"]
+    if extension not in board.referrals.staff:
+        return _error(404, f"{extension} is not a staff extension")
+    found = await board.referrals.in_force_now(board.clock())
+    if extension not in found:
+        return _error(404, f"{extension} has no referral in force: the phone is open")
+    return web.json_response(board.referrals.referral_json(found[extension]))
 
 
 async def _set_referral(request: web.Request) -> web.Response:

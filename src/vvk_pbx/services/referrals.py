@@ -9,13 +9,14 @@ the prompts.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
 from vvk_pbx.config.model import Settings
-from vvk_pbx.domain.calendar import Calendar
+from vvk_pbx.domain.calendar import SUPPORTED_YEARS, Calendar
 from vvk_pbx.domain.dialcodes import (
     ClearReferral,
     CodeError,
@@ -127,7 +128,7 @@ class ReferralService:
                 target = code.extension
                 if target not in self.staff:
                     raise CodeError(Problem.UNKNOWN_EXTENSION, f"{target} is not in the directory")
-                await self._check_pin(target, code.pin or "", now)
+                await self._check_pin(target, code.pin or "", now, by=extension)
             elif extension not in self.staff:
                 raise CodeError(Problem.UNKNOWN_EXTENSION, f"{extension} is not in the directory")
             if isinstance(code, SetReferral):
@@ -142,27 +143,31 @@ class ReferralService:
                 [f"code-error-{exc.problem.value}"], f"[R2] code {dialed!r} refused: {exc}", False
             )
 
-    async def _check_pin(self, extension: str, pin: str, now: datetime) -> None:
-        """Raises ``CodeError`` (WRONG_PIN, LOCKED) unless ``pin`` is the extension's PIN.
+    async def _check_pin(self, extension: str, pin: str, now: datetime, by: str) -> None:
+        """Raises ``CodeError`` (WRONG_PIN, LOCKED) unless ``pin`` is the extension's PIN,
+        tried from phone ``by``.
 
         Every wrong attempt counts; the ``MAX_FAILURES``-th locks the extension
-        for a while, logged as a warning (R2).
+        for a while, logged as a warning with the phone it came from (R2). The
+        hash is computed off the event loop (scrypt takes tens of ms).
         """
         record = await self.pins.get(extension)
         if record is None:
             raise CodeError(Problem.WRONG_PIN, f"no PIN is set for {extension}")
         if record.locked(now):
-            raise CodeError(Problem.LOCKED, f"{extension} is locked until {record.locked_until}")
-        right = record.matches(pin)
+            until = self._local(record.locked_until)
+            raise CodeError(Problem.LOCKED, f"{extension} is locked until {until}")
+        right = await asyncio.to_thread(record.matches, pin)
         updated = record.after_attempt(right, now)
         if updated != record:
             await self.pins.put(updated)
         if updated.locked_until is not None:
             log.warning(
-                "extension %s locked until %s after %d wrong PINs",
+                "extension %s locked until %s after %d wrong PINs, the last from phone %s",
                 extension,
-                updated.locked_until.isoformat(),
+                self._local(updated.locked_until),
                 MAX_FAILURES,
+                by,
             )
             raise CodeError(Problem.LOCKED, f"{extension} is locked after too many wrong PINs")
         if not right:
@@ -254,8 +259,9 @@ class ReferralService:
         """Refer a person's phone from the API or the command line (R2, R3).
 
         Raises ``ReferralError`` (with the field at fault) for an unknown
-        extension or reason, a return not after the start, or a note over 200
-        characters; ``StorageError`` when the database fails.
+        extension or reason, a time outside the calendar's years (1953–2100), a
+        return not after the start, or a note over 200 characters or with
+        control characters; ``StorageError`` when the database fails.
         """
         if extension not in self.staff:
             raise ReferralError("extension", f"{extension} is not a staff extension")
@@ -264,10 +270,20 @@ class ReferralService:
             raise ReferralError("reason", f"no reason code {reason} (known: {known})")
         if start.tzinfo is None or end.tzinfo is None:
             raise ReferralError("until", "times need a date, a time and a time zone")
+        for field, at in (("from", start), ("until", end)):
+            try:
+                year = at.astimezone(self.calendar.tz).year
+            except OverflowError:
+                year = 0
+            if year not in SUPPORTED_YEARS:
+                first, last = SUPPORTED_YEARS[0], SUPPORTED_YEARS[-1]
+                raise ReferralError(field, f"{at.isoformat()} is not within {first}–{last}")
         if end <= start:
             raise ReferralError("until", "the return time must be after the start")
         if note is not None and len(note) > 200:
             raise ReferralError("note", "at most 200 characters")
+        if note is not None and not note.isprintable():
+            raise ReferralError("note", "only printable text, on one line")
         return await self.store.set(extension, reason, start, end, set_by, source, note)
 
     async def clear_referral(self, extension: str, at: datetime) -> Referral | None:
@@ -318,7 +334,7 @@ class ReferralService:
         """
         if extension not in self.staff:
             raise CodeError(Problem.UNKNOWN_EXTENSION, f"{extension} has no mailbox")
-        await self._check_pin(extension, pin, now)
+        await self._check_pin(extension, pin, now, by=extension)
         return [
             m
             for m in await self.messages.ledger([extension])
@@ -373,6 +389,7 @@ class ReferralService:
             "deadline": self._local(message.deadline_at),
             "status": message.status.value,
             "overdue": message.overdue(now),
+            "late": message.late,
             "called_back_at": self._local(message.called_back_at),
             "recording": message.recording,
         }

@@ -427,8 +427,10 @@ class Switchboard:
         except CodeError as exc:
             call.pin_tries += 1
             call.record = call.record.note(f"[V1] mailbox refused: {exc}")
-            error = sound(f"code-error-{exc.problem.value}")
-            if exc.problem is Problem.WRONG_PIN and call.pin_tries < 3:
+            # In the mailbox nothing was to be saved: a wrong PIN is only "Fel PIN-kod".
+            wrong = exc.problem is Problem.WRONG_PIN
+            error = sound("voicemail-wrong-pin" if wrong else f"code-error-{exc.problem.value}")
+            if wrong and call.pin_tries < 3:
                 await self._play(call, [error, sound("voicemail-pin")])
             else:
                 call.state = "informing"

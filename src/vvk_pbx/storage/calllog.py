@@ -62,6 +62,23 @@ def async_url(url: str) -> str:
     return f"{_ASYNC_DRIVERS.get(scheme, scheme)}://{rest}"
 
 
+def _sqlite_file(url: str, create: bool) -> None:
+    """Check a SQLite URL's file (``CallLog.open``): make its directory, or with
+    ``create`` False insist that the file is there. Raises ``StorageError``."""
+    path = url.split(":///", 1)[-1]
+    if not path or path == ":memory:":
+        return
+    if not create and not Path(path).is_file():
+        raise StorageError(
+            f"{Path(path).absolute()}: no call log there (the controller makes it when "
+            "it first starts; check --database or $VVK_PBX_DATABASE_URL)"
+        )
+    try:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StorageError(f"{_safe(url)}: cannot open the call log: {exc}") from exc
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     # WAL: readers (reports, `calls list`) never block the controller's writes.
@@ -101,17 +118,15 @@ class CallLog:
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, url: str) -> CallLog:
+    async def open(cls, url: str, create: bool = True) -> CallLog:
         """Connect and bring the schema to the newest migration. ``url`` is a SQLAlchemy
-        URL or a SQLite file path (``async_url``). Raises ``StorageError``."""
+        URL or a SQLite file path (``async_url``). With ``create`` False a SQLite
+        file that does not exist is an error rather than a new empty database (a
+        report run against a mistyped path must not show an empty ledger).
+        Raises ``StorageError``."""
         url = async_url(url)
         if url.startswith("sqlite"):
-            path = url.split(":///", 1)[-1]
-            if path and path != ":memory:":
-                try:
-                    Path(path).parent.mkdir(parents=True, exist_ok=True)
-                except OSError as exc:
-                    raise StorageError(f"{_safe(url)}: cannot open the call log: {exc}") from exc
+            _sqlite_file(url, create)
         try:
             engine = create_async_engine(url)
         except (SQLAlchemyError, ValueError, ImportError) as exc:

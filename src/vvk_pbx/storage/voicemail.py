@@ -36,10 +36,15 @@ class MessageStore:
     async def mark(
         self, message_id: str, status: Status, at: datetime | None = None
     ) -> Message | None:
-        """Set a message's status (``called_back`` records ``at``); None if there is no such message."""
+        """Set a message's status (``called_back`` records ``at``); None if there is no such
+        message. A message already called back keeps its status and time."""
         message = await self.get(message_id)
         if message is None:
             return None
+        if message.status is Status.CALLED_BACK:
+            # Called back is final: the first time stands (V2), and the audio's
+            # fate (heard again, deleted) no longer changes the ledger.
+            return message
         values: dict[str, Any] = {"status": status.value}
         if status is Status.CALLED_BACK:
             values["called_back_at"] = at
@@ -50,8 +55,8 @@ class MessageStore:
         return replace(message, status=status, called_back_at=values.get("called_back_at"))
 
     async def ledger(self, extensions: list[str] | None = None) -> list[Message]:
-        """Messages not deleted, oldest first; only these extensions' if given."""
-        query = select(messages).where(messages.c.status != Status.DELETED.value)
+        """Every message, deleted ones too (V2), oldest first; only these extensions' if given."""
+        query = select(messages)
         if extensions is not None:
             query = query.where(messages.c.extension.in_(extensions))
         return await self._select(query.order_by(messages.c.left_at, messages.c.id))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 SRC = Path("/usr/share/sip-tester")
 DIGITS = [str(d) for d in range(10)] + ["star", "pound"]
+SPEECH = "speech"  # a "digit" that is 7 s of speech
 
 
 def renumber(pcap: bytes, slot: int) -> bytes:
@@ -44,14 +45,20 @@ def renumber(pcap: bytes, slot: int) -> bytes:
     return bytes(out)
 
 
-def main() -> None:
-    outdir = Path(sys.argv[1])
-    slots = int(sys.argv[2]) if len(sys.argv) > 2 else 8
+def write_pcaps(outdir: Path, slots: int = 8) -> None:
+    """Every digit, and SPEECH (SIPp's 7 s G.711 A-law sample, g711a.pcap), per slot.
+    The speech's timestamps run past the next slot's: it must be a caller's last entry."""
     outdir.mkdir(parents=True, exist_ok=True)
-    for d in DIGITS:
-        data = (SRC / f"dtmf_2833_{d}.pcap").read_bytes()
+    sources = {d: SRC / f"dtmf_2833_{d}.pcap" for d in DIGITS}
+    sources[SPEECH] = SRC / "g711a.pcap"
+    for name, source in sources.items():
+        data = source.read_bytes()
         for i in range(1, slots + 1):
-            (outdir / f"dtmf_2833_{d}_s{i}.pcap").write_bytes(renumber(data, i))
+            (outdir / f"dtmf_2833_{name}_s{i}.pcap").write_bytes(renumber(data, i))
+
+
+def main() -> None:
+    write_pcaps(Path(sys.argv[1]), int(sys.argv[2]) if len(sys.argv) > 2 else 8)
 
 
 if __name__ == "__main__":
