@@ -657,9 +657,21 @@ def callbacks(
             row["caller"],
             row["left_at"][:16].replace("T", " "),
             row["deadline"][:16].replace("T", " "),
-            ("FÖRSENAD " if row["overdue"] else "") + row["status"],
+            _ledger_status(row),
         )
     out.print(table)
+
+
+# The ledger's statuses as the staff and managers reading the table call them.
+STATUS_SV = {"new": "ny", "heard": "avlyssnad", "called_back": "återringd", "deleted": "raderad"}
+
+
+def _ledger_status(row: dict[str, Any]) -> str:
+    """ "FÖRSENAD ny", "återringd (sent)": the status in Swedish, with the deadline's verdict."""
+    status = STATUS_SV.get(row["status"], row["status"])
+    if row["overdue"]:
+        return f"FÖRSENAD {status}"
+    return f"{status} (sent)" if row["late"] else status
 
 
 asterisk_app = typer.Typer(

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tests.conftest import ROOT, SAMPLE_CONFIG
-from vvk_pbx.cli import app
+from vvk_pbx.cli import _ledger_status, app
 
 runner = CliRunner()
 
@@ -350,3 +350,16 @@ def test_pins_are_set_and_refused_clearly(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "4 to 8 digits" in result.output
     result = runner.invoke(app, ["pins", "set", "1999", *db])
     assert result.exit_code == 2 and "not a staff extension" in result.output
+
+
+@pytest.mark.parametrize(
+    ("row", "shown"),
+    [
+        ({"status": "new", "overdue": False, "late": False}, "ny"),
+        ({"status": "deleted", "overdue": True, "late": False}, "FÖRSENAD raderad"),
+        ({"status": "called_back", "overdue": False, "late": True}, "återringd (sent)"),
+        ({"status": "heard", "overdue": False, "late": False}, "avlyssnad"),
+    ],
+)
+def test_the_ledger_table_speaks_swedish(row: dict[str, object], shown: str) -> None:
+    assert _ledger_status(row) == shown
