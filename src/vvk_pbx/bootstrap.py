@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from aiohttp import web
+from sqlalchemy.exc import SQLAlchemyError
 
 from vvk_pbx.ari.client import AriClient, AriConfig, AriError, EventStream, OrderedDispatcher
-from vvk_pbx.ari.models import USED_EVENT_TYPES
+from vvk_pbx.ari.models import USED_EVENT_TYPES, Channel
 from vvk_pbx.asterisk.local import Layout, ari_password
 from vvk_pbx.asterisk.prompts import PROMPT_DIR, catalogue
 from vvk_pbx.config.model import Settings
@@ -118,7 +119,18 @@ async def run(
         except AriError as exc:  # an older Asterisk: all events, still correct
             log.warning("ARI event filter not set: %s", exc)
         missing_prompts[:] = await check_prompts(ari, settings, calendar)
-        await switchboard.resync(await ari.list_channels(), asterisk.app, store.get_call)
+        channels = await ari.list_channels()
+        await switchboard.resync(channels, asterisk.app, store.get_call)
+        await follow_up(channels)
+
+    async def follow_up(channels: list[Channel] | None = None) -> None:
+        # Calls and messages that ended while no controller followed them: the log
+        # gets its ends, the ledger its messages (A1, V2). Never fatal.
+        try:
+            live = channels if channels is not None else await ari.list_channels()
+            switchboard.close_orphans((c.id for c in live), await store.open_calls())
+        except (AriError, StorageError, SQLAlchemyError) as exc:
+            log.warning("follow-up of ended calls failed: %s", exc)
         await switchboard.recover_messages(store.get_call)
 
     stream = EventStream(ari, dispatcher, on_connect=on_connect)
@@ -150,17 +162,17 @@ async def run(
         health_port,
     )
 
-    async def recover_messages() -> None:
+    async def follow_up_loop() -> None:
         # A message whose ledger write failed is in the spool; add it once the
         # database answers again (V2: no message may be lost to the ledger).
         while not stop.is_set():
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), RECOVER_S)
             if stream.connected.is_set() and not stop.is_set():
-                await switchboard.recover_messages(store.get_call)
+                await follow_up()
 
     events = asyncio.create_task(stream.run())
-    recovery = asyncio.create_task(recover_messages())
+    recovery = asyncio.create_task(follow_up_loop())
     try:
         await stop.wait()
     finally:

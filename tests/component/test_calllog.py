@@ -71,6 +71,13 @@ async def test_legs_are_kept_per_call(store: CallLog) -> None:
     assert saved.status == "ANSWER" and saved.answered_at == T0 + timedelta(seconds=5)
 
 
+async def test_open_calls_are_those_without_an_end(store: CallLog) -> None:
+    await store.save_call(CallRecord.arrive("o1", "x", "y", T0 + timedelta(seconds=2), ROUTE))
+    await store.save_call(CallRecord.arrive("o2", "x", "y", T0, ROUTE))
+    await store.save_call(CallRecord.arrive("o3", "x", "y", T0, ROUTE).ended(T0))
+    assert [c.id for c in await store.open_calls()] == ["o2", "o1"]
+
+
 async def test_list_by_period(store: CallLog) -> None:
     for i in range(3):
         await store.save_call(CallRecord.arrive(f"p{i}", "x", "y", T0 + timedelta(days=i), ROUTE))

@@ -962,6 +962,10 @@ async def test_a_ledger_that_fails_gets_the_message_from_the_spool_later(
     )
     assert message.recording == "vm-1101-p5"
     assert await open_.board.recover_messages(lookup(open_)) == [], "only once"
+    await open_.recorder.flush()
+    record = open_.store.calls["p5"]
+    assert record.outcome is Outcome.VOICEMAIL and record.ended_at is not None
+    assert "recovered from Asterisk's spool" in record.trace[-1]
 
 
 def lookup(rig: Rig) -> Any:
@@ -969,6 +973,26 @@ def lookup(rig: Rig) -> Any:
         return rig.store.calls.get(call_id)
 
     return find
+
+
+async def test_calls_that_ended_unfollowed_get_an_end_in_the_log(open_: Rig) -> None:
+    arrived = OPEN - timedelta(minutes=5)
+    gone = CallRecord.arrive("g1", "0701", "012319100", arrived, _route_of(open_))
+    alive = CallRecord.arrive("g2", "0702", "012319100", arrived, _route_of(open_))
+    done = replace(gone, id="g3").ended(OPEN)
+    await open_.event(stasis("g4", OPEN, "inbound", "012319100"))  # ours, in progress
+    await answered_by_operator(open_, "g5")
+    await open_.event(ended("g5", OPEN + timedelta(seconds=9)))  # ours, just finished
+    await open_.recorder.flush()
+    stale_g5 = replace(open_.store.calls["g5"], ended_at=None)  # its last write "pending"
+    rows = [gone, alive, done, open_.store.calls["g4"], stale_g5]
+    assert open_.board.close_orphans(["g2"], rows) == 1
+    await open_.recorder.flush()
+    closed = open_.store.calls["g1"]
+    assert closed.ended_at is not None and closed.outcome is Outcome.ABANDONED
+    assert "ended while no controller followed it" in closed.trace[-1]
+    assert "g2" not in open_.store.calls and "g3" not in open_.store.calls
+    assert open_.store.calls["g5"].ended_at is not None
 
 
 async def test_recovery_leaves_calls_in_progress_and_other_databases_alone(open_: Rig) -> None:

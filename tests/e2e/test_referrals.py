@@ -407,3 +407,10 @@ async def test_a_message_recorded_while_the_controller_dies_reaches_the_ledger(
         f"vm-1101-{caller}",
     )
     assert 5 <= float(message["duration_s"]) <= 12, message  # type: ignore[arg-type]
+    # The call's row, left open by the killed controller, ends as a voicemail call.
+    for _ in range(50):
+        [row] = [c for c in vvk_json(database, "calls", "list") if c["id"] == caller]
+        if row["ended_at"]:
+            break
+        await asyncio.sleep(0.1)
+    assert (row["outcome"], bool(row["ended_at"])) == ("voicemail", True), row

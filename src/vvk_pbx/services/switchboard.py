@@ -21,6 +21,7 @@ import asyncio
 import io
 import logging
 import re
+import time
 import wave
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -62,6 +63,9 @@ UNAVAILABLE = ("BUSY", "CHANUNAVAIL", "CONGESTION")
 UNAVAILABLE_S = 30
 RINGBACK = "tone:ring;tonezone=se"  # the Swedish ring cadence, until stopped
 PIN_WAIT_S = 10  # after the PIN prompt, how long to wait for the first key
+# How long a call this process ended is never taken for an orphan (seconds): far
+# longer than the call log's writer ever keeps a write pending.
+FINISHED_KEEP_S = 3600
 # States in which no leg is ringing for the call, so a leg that ends is no news.
 CALLER_WITH_US = ("done", "waiting", "menu", "voicemail-prompt", "recording", "voicemail-saved")
 # A voicemail recording's name: vm-<extension>-<call id> (the call id is the
@@ -255,6 +259,10 @@ class Switchboard:
         self.clock = clock
         self.numbering = settings.numbering()
         self.calls: dict[str, Call] = {}
+        # Calls this process saw end (id -> loop time), for close_orphans: their last
+        # write may still be on its way to the database (a lock, an outage), so an
+        # open row of theirs is not an orphan. Kept FINISHED_KEEP_S.
+        self.finished: dict[str, float] = {}
         self.leg_owner: dict[str, str] = {}
         self.on_call = {s.digit: s for s in settings.on_call}
         self.post = post or self._run_soon
@@ -1125,6 +1133,9 @@ class Switchboard:
             except Exception as exc:
                 log.warning("voicemail recovery: %s not in the ledger yet: %s", name, exc)
                 continue
+            # The call is over (no call in progress has its message recovered).
+            note = f"[V2] message {name} recovered from Asterisk's spool into the ledger"
+            self.recorder.save(record.note(note).ended(_real_now(), Outcome.VOICEMAIL))
             log.warning(
                 "voicemail recovery: %s for %s from %s added to the ledger, call back by %s",
                 name,
@@ -1134,6 +1145,28 @@ class Switchboard:
             )
             added.append(message)
         return added
+
+    def close_orphans(self, live: Iterable[str], records: Iterable[CallRecord]) -> int:
+        """End the log rows of calls that ended while no controller followed them (it was
+        down, or the call was handed to the dialplan fallback): every open row whose
+        channel is gone and which this process does not handle. Their end time is
+        unknown; the time they are found is logged instead, said so in the trace.
+        Returns how many were closed."""
+        alive = set(live)
+        now, closed = _real_now(), 0
+        for record in records:
+            if record.ended_at is not None or record.id in alive:
+                continue
+            if record.id in self.calls or record.id in self.finished:
+                continue
+            note = "[resync] ended while no controller followed it; ended_at is when that was seen"
+            self.recorder.save(record.note(note).ended(now))
+            closed += 1
+        cutoff = time.monotonic() - FINISHED_KEEP_S
+        self.finished = {cid: at for cid, at in self.finished.items() if at > cutoff}
+        if closed:
+            log.info("resync: %d call(s) ended while no controller followed them", closed)
+        return closed
 
     # ----- resync after a reconnect ---------------------------------------------------------
 
@@ -1213,6 +1246,7 @@ class Switchboard:
             self.recorder.save_leg(ended)
         # Forget the call before any await: its legs' later events find nothing.
         self.calls.pop(call.id, None)
+        self.finished[call.id] = time.monotonic()
         for leg_id in call.legs:
             self.leg_owner.pop(leg_id, None)
         for leg in live:

@@ -252,6 +252,13 @@ class CallLog:
             row = (await connection.execute(select(calls).where(calls.c.id == call_id))).first()
         return None if row is None else _call(row._mapping)
 
+    async def open_calls(self) -> list[CallRecord]:
+        """Calls the log has not seen end (``ended_at`` is null), oldest first."""
+        query = select(calls).where(calls.c.ended_at.is_(None)).order_by(calls.c.arrived_at)
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(query)).all()
+        return [_call(r._mapping) for r in rows]
+
     async def list_calls(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> list[CallRecord]:
