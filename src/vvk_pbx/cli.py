@@ -513,10 +513,10 @@ def referrals_list(
     for column in ("Ankn", "Namn", "Orsak", "Tillbaka", "Anteckning"):
         table.add_column(column)
     for row in rows:
-        back = row["end"][:16].replace("T", " ")
+        back = _minute(row["end"])
         if row["announced_end"] != row["end"]:
             # What callers are told: the next time the unit and the switchboard are open.
-            back += f" (nås {row['announced_end'][:16].replace('T', ' ')})"
+            back += f" (nås {_minute(row['announced_end'])})"
         table.add_row(
             row["extension"],
             names.get(row["extension"], ""),
@@ -539,15 +539,11 @@ def referrals_set(
 ) -> None:
     """Refer a person's phone from the command line (R2, R3: a start in the future waits)."""
     from vvk_pbx.domain.referral import Source
-    from vvk_pbx.services.referrals import ReferralError
+    from vvk_pbx.services.referrals import ReferralError, require_time_of_day
 
     settings = _load_or_exit(config)
     begin = parse_instant(start, settings, "--from") if start else _now(settings)
     end = parse_instant(until, settings, "--until")
-    if "T" not in until.upper() and " " not in until.strip():
-        raise typer.BadParameter(
-            f"{until!r} has no time of day: write 2026-12-07T09:00", param_hint="--until"
-        )
 
     async def store_it(stores: bootstrap.Stores) -> dict[str, Any]:
         service = stores.referrals
@@ -557,6 +553,7 @@ def referrals_set(
         return service.referral_json(referral)
 
     try:
+        require_time_of_day(until, "until")
         row = _with_store(database, "referrals", settings, store_it)
     except ReferralError as exc:
         hint = {"extension": "EXTENSION", "reason": "--reason", "note": "--note", "from": "--from"}
@@ -655,8 +652,8 @@ def callbacks(
         table.add_row(
             f"{row['extension']} {names.get(row['extension'], '')}",
             row["caller"],
-            row["left_at"][:16].replace("T", " "),
-            row["deadline"][:16].replace("T", " "),
+            _minute(row["left_at"]),
+            _minute(row["deadline"]),
             _ledger_status(row),
         )
     out.print(table)
@@ -664,6 +661,11 @@ def callbacks(
 
 # The ledger's statuses as the staff and managers reading the table call them.
 STATUS_SV = {"new": "ny", "heard": "avlyssnad", "called_back": "återringd", "deleted": "raderad"}
+
+
+def _minute(iso: str) -> str:
+    """An ISO 8601 time of the JSON views as the tables show it: "2026-11-30 14:30"."""
+    return iso[:16].replace("T", " ")
 
 
 def _ledger_status(row: dict[str, Any]) -> str:

@@ -7,10 +7,13 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+
+from vvk_pbx.storage.calllog import CallLog
+from vvk_pbx.storage.tables import metadata
 
 
 def _free_tcp_port() -> int:
@@ -91,3 +94,22 @@ def postgres_url() -> Iterator[str]:
             capture_output=True,
         )
         shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def call_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CallLog]:
+    """The database, migrated, once on SQLite and once on PostgreSQL; the PostgreSQL
+    tables are emptied afterwards (the cluster is shared by the session)."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    log = await CallLog.open(url)
+    try:
+        yield log
+    finally:
+        if request.param == "postgresql":
+            tables = ", ".join(t.name for t in metadata.sorted_tables)
+            async with log.engine.begin() as connection:
+                await connection.exec_driver_sql(f"TRUNCATE {tables}")
+        await log.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -20,20 +19,9 @@ ROUTE = Route(
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CallLog]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    log = await CallLog.open(url)
-    try:
-        yield log
-    finally:
-        if request.param == "postgresql":
-            async with log.engine.begin() as connection:
-                await connection.exec_driver_sql("TRUNCATE calls, call_legs")
-        await log.close()
+@pytest.fixture
+def store(call_log: CallLog) -> CallLog:
+    return call_log
 
 
 async def test_each_state_change_updates_the_one_row(store: CallLog) -> None:

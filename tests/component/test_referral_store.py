@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -18,20 +16,9 @@ from vvk_pbx.storage.voicemail import MessageStore
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=STHLM)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[ReferralStore]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    log = await CallLog.open(url)
-    try:
-        yield ReferralStore(log.engine)
-    finally:
-        if request.param == "postgresql":
-            async with log.engine.begin() as connection:
-                await connection.exec_driver_sql("TRUNCATE referrals")
-        await log.close()
+@pytest.fixture
+def store(call_log: CallLog) -> ReferralStore:
+    return ReferralStore(call_log.engine)
 
 
 async def test_a_new_referral_replaces_the_one_in_force_and_history_is_kept(
@@ -77,20 +64,9 @@ async def test_a_return_before_the_start_is_refused(store: ReferralStore) -> Non
     assert await store.history("1101") == []
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[MessageStore]:
-    if request.param == "sqlite":
-        url = f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    log = await CallLog.open(url)
-    try:
-        yield MessageStore(log.engine)
-    finally:
-        if request.param == "postgresql":
-            async with log.engine.begin() as connection:
-                await connection.exec_driver_sql("TRUNCATE voicemail_messages")
-        await log.close()
+@pytest.fixture
+def ledger(call_log: CallLog) -> MessageStore:
+    return MessageStore(call_log.engine)
 
 
 def message(mid: str, extension: str = "1101") -> Message:

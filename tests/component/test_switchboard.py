@@ -106,6 +106,9 @@ class MemoryMessages:
     async def get(self, message_id: str) -> Message | None:
         return next((m for m in self.messages if m.id == message_id), None)
 
+    async def known(self, message_ids: list[str]) -> set[str]:
+        return {m.id for m in self.messages} & set(message_ids)
+
     async def ledger(self, extensions: list[str] | None = None) -> list[Message]:
         return [m for m in self.messages if extensions is None or m.extension in extensions]
 

@@ -50,15 +50,25 @@ READ_BACK = [
 ]
 
 
-def vvk_json(database: str, *args: str) -> list[dict[str, object]]:
-    out = subprocess.run(
-        [VVK, *args, "--json", "--database", database, "--config", str(SAMPLE_CONFIG)],
+def vvk(database: str, *args: str) -> str:
+    """Run a ``vvk-pbx`` command on the test's database and the sample config; its stdout."""
+    return subprocess.run(
+        [VVK, *args, "--database", database, "--config", str(SAMPLE_CONFIG)],
         capture_output=True,
         text=True,
         check=True,
         cwd=ROOT,
     ).stdout
-    result: list[dict[str, object]] = json.loads(out)
+
+
+def refer(database: str, extension: str, reason: int, start: str, until: str) -> None:
+    """Refer a person's phone from the command line, as ops would."""
+    vvk(database, "referrals", "set", extension, "--reason", str(reason), "--from", start,
+        "--until", until)  # fmt: skip
+
+
+def vvk_json(database: str, *args: str) -> list[dict[str, object]]:
+    result: list[dict[str, object]] = json.loads(vvk(database, *args, "--json"))
     return result
 
 
@@ -198,11 +208,7 @@ async def test_staff_listen_to_a_message_behind_the_pin_and_mark_it_called_back(
     _, database = await controller(
         OPEN_AT, edits=(("[queue]", "[voicemail]\nmax_s = 10\nsilence_s = 3\n\n[queue]"),)
     )
-    subprocess.run(
-        [VVK, "pins", "set", "1101", "--pin", "4711", "--database", database,
-         "--config", str(SAMPLE_CONFIG)],
-        check=True, capture_output=True, cwd=ROOT,
-    )  # fmt: skip
+    vvk(database, "pins", "set", "1101", "--pin", "4711")
     await dial_code(pbx, observer, "*23*2*1430#", hold_ms=9000)
     call = await place_call(
         pbx, DIRECT_1101, caller_number="0700000044", hold_ms=-1, dtmf=[("2", 9000)]
@@ -243,11 +249,7 @@ async def test_zero_reaches_the_closed_message_when_the_switchboard_is_closed(
     pbx: Pbx, observer: Observer, controller: Controller
 ) -> None:
     _, database = await controller(CLOSED_AT)  # Christmas Day
-    subprocess.run(
-        [VVK, "referrals", "set", "1101", "--reason", "4", "--from", "2026-12-20T00:00",
-         "--until", "2027-01-04T08:00", "--database", database, "--config", str(SAMPLE_CONFIG)],
-        check=True, capture_output=True, cwd=ROOT,
-    )  # fmt: skip
+    refer(database, "1101", 4, "2026-12-20T00:00", "2027-01-04T08:00")
     call = await place_call(
         pbx, DIRECT_1101, caller_number="0700000045", hold_ms=16000, dtmf=[("0", 11000)]
     )
@@ -280,11 +282,7 @@ async def test_the_return_a_caller_hears_waits_for_the_units_phone_hours(
     # Monday 10:00. Oskar Dahl (1303, Bygg och miljö) is back at 15:30, when the
     # switchboard is open but his unit's phone hours (09–11, 13–15) are over (A7).
     _, database = await controller(OPEN_AT)
-    subprocess.run(
-        [VVK, "referrals", "set", "1303", "--reason", "2", "--from", "2026-11-30T09:00",
-         "--until", "2026-11-30T15:30", "--database", database, "--config", str(SAMPLE_CONFIG)],
-        check=True, capture_output=True, cwd=ROOT,
-    )  # fmt: skip
+    refer(database, "1303", 2, "2026-11-30T09:00", "2026-11-30T15:30")
     call = await place_call(pbx, "0123191303", caller_number="0700000046", hold_ms=9000)
     caller = await entered_stasis(observer, "0700000046", "the call to 1303")
     await observer.wait_for(
@@ -338,11 +336,7 @@ async def test_an_operator_transfers_a_caller_to_a_referred_person(
     # R5: "directly, or transferred by an operator". 1101 is on a course until 14:30;
     # the operator puts the caller through anyway, and the caller hears why.
     _, database = await controller(OPEN_AT, edits=(ONE_OPERATOR,))
-    subprocess.run(
-        [VVK, "referrals", "set", "1101", "--reason", "5", "--from", "2026-11-30T08:00",
-         "--until", "2026-11-30T14:30", "--database", database, "--config", str(SAMPLE_CONFIG)],
-        check=True, capture_output=True, cwd=ROOT,
-    )  # fmt: skip
+    refer(database, "1101", 5, "2026-11-30T08:00", "2026-11-30T14:30")
     operator = await start_phone(pbx, "1001", ring_ms=300)
     try:
         call = await place_call(pbx, "012319100", caller_number="0700000047", hold_ms=14000)
@@ -374,11 +368,7 @@ async def test_a_message_recorded_while_the_controller_dies_reaches_the_ledger(
 ) -> None:
     voicemail = ("[queue]", "[voicemail]\nmax_s = 30\nsilence_s = 3\n\n[queue]")
     process, database = await controller(OPEN_AT, edits=(voicemail,))
-    subprocess.run(
-        [VVK, "referrals", "set", "1101", "--reason", "2", "--from", "2026-11-30T08:00",
-         "--until", "2026-11-30T14:30", "--database", database, "--config", str(SAMPLE_CONFIG)],
-        check=True, capture_output=True, cwd=ROOT,
-    )  # fmt: skip
+    refer(database, "1101", 2, "2026-11-30T08:00", "2026-11-30T14:30")
     call = await place_call(
         pbx,
         DIRECT_1101,

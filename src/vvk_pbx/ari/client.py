@@ -103,18 +103,25 @@ class AriClient:
 
         Raises ``AriNotFoundError``, ``AriHttpError`` or ``AriUnavailableError``.
         """
+        raw = await self._fetch(method, path, params, body)
+        return json.loads(raw) if raw else None
+
+    async def _fetch(
+        self, method: str, path: str, params: dict[str, str] | None = None, body: Json | None = None
+    ) -> bytes:
+        """One REST call to ``/ari/<path>``; the body as sent. Raises as ``request``."""
         url = f"{self.config.base_url}/ari/{path}"
         timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
         try:
             async with self.session.request(
                 method, url, params=params, json=body, timeout=timeout
             ) as response:
-                text = await response.text()
+                raw = await response.read()
                 if response.status >= 400:
-                    message = _message(text)
+                    message = _message(raw.decode(errors="replace"))
                     error = AriNotFoundError if response.status == 404 else AriHttpError
                     raise error(method, path, response.status, message)
-                return json.loads(text) if text else None
+                return raw
         except (aiohttp.ClientConnectionError, TimeoutError) as exc:
             raise AriUnavailableError(f"{method} {path}: {exc.__class__.__name__} {exc}") from exc
 
@@ -140,18 +147,7 @@ class AriClient:
     async def stored_recording_file(self, name: str) -> bytes:
         """A stored recording's file as it is on disk (``GET /recordings/stored/{name}/file``).
         Raises ``AriNotFoundError``, ``AriHttpError`` or ``AriUnavailableError``."""
-        path = f"recordings/stored/{name}/file"
-        url = f"{self.config.base_url}/ari/{path}"
-        timeout = aiohttp.ClientTimeout(total=self.config.timeout_s)
-        try:
-            async with self.session.get(url, timeout=timeout) as response:
-                if response.status >= 400:
-                    message = _message(await response.text())
-                    error = AriNotFoundError if response.status == 404 else AriHttpError
-                    raise error("GET", path, response.status, message)
-                return await response.read()
-        except (aiohttp.ClientConnectionError, TimeoutError) as exc:
-            raise AriUnavailableError(f"GET {path}: {exc.__class__.__name__} {exc}") from exc
+        return await self._fetch("GET", f"recordings/stored/{name}/file")
 
     # ----- channels -------------------------------------------------------------------
 

@@ -30,7 +30,7 @@ from typing import Any
 from aiohttp import web
 
 from vvk_pbx.domain.referral import Source
-from vvk_pbx.services.referrals import ReferralError
+from vvk_pbx.services.referrals import ReferralError, require_time_of_day
 from vvk_pbx.services.switchboard import Switchboard, TransferError
 
 log = logging.getLogger(__name__)
@@ -119,8 +119,7 @@ def _instant(board: Switchboard, value: object, field: str) -> datetime:
         at = datetime.fromisoformat(value)
     except ValueError:
         raise ReferralError(field, f"{value!r} is not a time like 2026-12-01T14:30") from None
-    if "T" not in value.upper() and " " not in value.strip():
-        raise ReferralError(field, f"{value!r} has no time of day: write 2026-12-01T14:30")
+    require_time_of_day(value, field)
     return at if at.tzinfo is not None else at.replace(tzinfo=board.calendar.tz)
 
 

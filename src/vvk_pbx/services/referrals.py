@@ -69,6 +69,7 @@ class MessagePort(Protocol):
 
     async def add(self, message: Message) -> None: ...
     async def get(self, message_id: str) -> Message | None: ...
+    async def known(self, message_ids: list[str]) -> set[str]: ...
     async def ledger(self, extensions: list[str] | None = None) -> list[Message]: ...
     async def mark(
         self, message_id: str, status: Status, at: datetime | None = None
@@ -341,9 +342,10 @@ class ReferralService:
             if m.status in (Status.NEW, Status.HEARD)
         ]
 
-    async def has_message(self, message_id: str) -> bool:
-        """Whether the ledger holds this message, whatever its status. Raises ``StorageError``."""
-        return await self.messages.get(message_id) is not None
+    async def known_messages(self, message_ids: list[str]) -> set[str]:
+        """Which of these messages the ledger holds, whatever their status (one query).
+        Raises ``StorageError``."""
+        return await self.messages.known(message_ids)
 
     async def mark(self, message_id: str, status: Status, at: datetime) -> Message | None:
         """Set a message's status from the phone: heard, deleted or called back (V1, V2)."""
@@ -396,6 +398,13 @@ class ReferralService:
 
     def _local(self, at: datetime | None) -> str | None:
         return None if at is None else at.astimezone(self.calendar.tz).isoformat()
+
+
+def require_time_of_day(text: str, field: str) -> None:
+    """Refuse a return written as a date alone ("2026-12-01"), which ISO 8601 reads as
+    midnight: nobody is back at 00:00. Raises ``ReferralError`` naming ``field``."""
+    if "T" not in text.upper() and " " not in text.strip():
+        raise ReferralError(field, f"{text!r} has no time of day: write 2026-12-01T14:30")
 
 
 class ReferralError(ValueError):

@@ -1112,15 +1112,21 @@ class Switchboard:
         except Exception as exc:
             log.warning("voicemail recovery: cannot list the recordings: %s", exc)
             return []
-        added = []
+        candidates = {}
         for name in sorted(names):
             found = VOICEMAIL_NAME.match(name)
-            if found is None or found[2] in self.calls:
+            if found is not None and found[2] not in self.calls:
+                candidates[found[2]] = (name, found[1])
+        try:
+            known = await self.referrals.known_messages(list(candidates))
+        except Exception as exc:
+            log.warning("voicemail recovery: cannot read the ledger: %s", exc)
+            return []
+        added = []
+        for call_id, (name, extension) in candidates.items():
+            if call_id in known:
                 continue
-            extension, call_id = found[1], found[2]
             try:
-                if await self.referrals.has_message(call_id):
-                    continue
                 record = await lookup(call_id)
                 if record is None:
                     # Not a call of this database (an older one, a test's): not ours to add.

@@ -33,6 +33,17 @@ class MessageStore:
         found = await self._select(select(messages).where(messages.c.id == message_id))
         return found[0] if found else None
 
+    async def known(self, message_ids: list[str]) -> set[str]:
+        """The ids among ``message_ids`` that have a row, in one query."""
+        if not message_ids:
+            return set()
+        query = select(messages.c.id).where(messages.c.id.in_(message_ids))
+        try:
+            async with self.engine.connect() as connection:
+                return {str(r[0]) for r in (await connection.execute(query)).all()}
+        except SQLAlchemyError as exc:
+            raise StorageError(f"reading the callback ledger failed: {exc}") from exc
+
     async def mark(
         self, message_id: str, status: Status, at: datetime | None = None
     ) -> Message | None:
