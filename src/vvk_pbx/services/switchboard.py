@@ -725,7 +725,7 @@ class Switchboard:
         Synchronous, so two handlers never reserve the same operator; the
         ringing itself happens on each call's own worker (``Offer``).
         """
-        now = _real_now()
+        now = self.clock()  # the same clock as the busy pause (_release_leg)
         queue = self.settings.queue
         lines = [
             OperatorLine(op.extension, op.free(now), op.idle_since)
@@ -816,7 +816,8 @@ class Switchboard:
         op.call = op.leg = None
         op.idle_since = when
         if status in UNAVAILABLE:
-            op.unavailable_until = when + timedelta(seconds=UNAVAILABLE_S)
+            # The controller's clock, as _dispatch compares: never an event's timestamp.
+            op.unavailable_until = self.clock() + timedelta(seconds=UNAVAILABLE_S)
             asyncio.get_running_loop().call_later(UNAVAILABLE_S, self._dispatch)
 
     def _release_call(self, call: Call, when: datetime) -> None:
