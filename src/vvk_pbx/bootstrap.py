@@ -4,26 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import signal
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
 
 from aiohttp import web
-from sqlalchemy.exc import SQLAlchemyError
 
 from vvk_pbx.ari.client import AriClient, AriConfig, AriError, EventStream, OrderedDispatcher
-from vvk_pbx.ari.models import USED_EVENT_TYPES, Channel
+from vvk_pbx.ari.models import USED_EVENT_TYPES
 from vvk_pbx.asterisk.local import Layout, ari_password
 from vvk_pbx.asterisk.prompts import PROMPT_DIR, catalogue
 from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.calendar import Calendar
-from vvk_pbx.http.api import make_app
+from vvk_pbx.http.api import Services, make_app
+from vvk_pbx.services import calls
+from vvk_pbx.services.calls.controller import Item
+from vvk_pbx.services.clock import SystemClock
+from vvk_pbx.services.reconciliation import Reconciliation
 from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.referrals import ReferralService
-from vvk_pbx.services.switchboard import Switchboard
 from vvk_pbx.storage.calllog import CallLog, StorageError, default_url
 from vvk_pbx.storage.pins import PinStore
 from vvk_pbx.storage.referrals import ReferralStore
@@ -32,6 +38,8 @@ from vvk_pbx.storage.voicemail import MessageStore
 log = logging.getLogger("vvk_pbx")
 # How often voicemail the ledger lacks is looked for in Asterisk's spool (seconds).
 RECOVER_S = 60
+# How long a stopping controller waits for the call log's last writes (seconds).
+SHUTDOWN_FLUSH_S = 10
 
 
 @dataclass
@@ -69,12 +77,46 @@ async def open_stores(
         await store.close()
 
 
-def shifted_clock(at: datetime | None) -> Callable[[], datetime]:
-    """The controller's clock: real time, or real time shifted so that now is ``at`` (demos, tests)."""
-    if at is None:
-        return lambda: datetime.now(UTC)
-    offset = at - datetime.now(UTC)
-    return lambda: datetime.now(UTC) + offset
+def publish_clock(layout: Layout, clock: SystemClock) -> Path | None:
+    """Let the CLI on this machine share a running controller's shifted clock
+    (``cli_clock``): its offset and pid in the state directory, mode 0600. Nothing for
+    an unshifted clock; an older file is removed. Returns the file written."""
+    path = layout.clock_file
+    path.unlink(missing_ok=True)
+    if not clock.shifted:
+        return None
+    layout.state.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        json.dump({"offset_s": clock.offset.total_seconds(), "pid": os.getpid()}, out)
+    return path
+
+
+def cli_clock(layout: Layout) -> tuple[SystemClock, str | None]:
+    """The clock of a one-shot command: the running controller's (shifted by its
+    ``--clock``, so ``referrals list`` sees what callers hear), else the real one.
+    Returns the clock and, when shifted, a line that says so."""
+    try:
+        shared = json.loads(layout.clock_file.read_text(encoding="utf-8"))
+        offset, pid = float(shared["offset_s"]), int(shared["pid"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return SystemClock(), None
+    if not _is_controller(pid):
+        return SystemClock(), None  # a controller that died: its shift is gone with it
+    clock = SystemClock(timedelta(seconds=offset))
+    note = (
+        f"clock shifted as the running controller's (vvk-pbx run --clock, pid {pid}): "
+        f"now is {clock.now().astimezone().isoformat(timespec='minutes')}"
+    )
+    return clock, note
+
+
+def _is_controller(pid: int) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"run" in cmdline and any(part.endswith(b"vvk-pbx") for part in cmdline)
 
 
 async def run(
@@ -87,15 +129,17 @@ async def run(
 ) -> None:
     """Run the controller until ``stop`` is set or SIGINT/SIGTERM arrives."""
     calendar = Calendar(settings.hours_policy())
-    clock = shifted_clock(clock_at)
-    if clock_at is not None:
+    clock = SystemClock.as_if(clock_at)
+    if clock.shifted:
         log.warning(
-            "!!! SHIFTED CLOCK: the controller believes it is %s (real time %s); "
-            "routing follows the shifted clock, call times stay Asterisk's own !!!",
-            clock().astimezone(calendar.tz).isoformat(timespec="seconds"),
-            datetime.now(calendar.tz).isoformat(timespec="seconds"),
+            "!!! SHIFTED CLOCK: the controller believes it is %s (real time %s); every "
+            "decision follows the shifted clock, and so do the CLI and the API; call-log "
+            "times stay Asterisk's own !!!",
+            clock.now().astimezone(calendar.tz).isoformat(timespec="seconds"),
+            clock.real().astimezone(calendar.tz).isoformat(timespec="seconds"),
         )
     store = await CallLog.open(database_url or default_url(layout.state))
+    shared_clock = publish_clock(layout, clock)
     recorder = Recorder(store)
     asterisk = settings.asterisk
     ari = AriClient(
@@ -107,31 +151,29 @@ async def run(
         )
     )
     referrals = referral_service(store, settings, calendar)
-    switchboard = Switchboard(ari, recorder, settings, calendar, clock, referrals)
-    dispatcher = OrderedDispatcher(switchboard.handle, key=switchboard.key)
-    switchboard.post = dispatcher.submit  # internal events queue behind the call's own
-
+    controller = calls.wire(ari, settings, calendar, referrals, recorder, clock)
+    dispatcher: OrderedDispatcher[Item] = OrderedDispatcher(controller.handle, controller.key)
+    controller.submit = dispatcher.submit  # posted events queue behind the call's own
+    reconciliation = Reconciliation(
+        ari, asterisk.app, controller, store, recorder, referrals, clock
+    )
     missing_prompts: list[str] = []
+    background: set[asyncio.Task[None]] = set()
+
+    def in_background(work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        background.add(task)
+        task.add_done_callback(background.discard)
 
     async def on_connect() -> None:
+        # ARI only: the reconnect must never wait for, or fail with, the database.
         try:
             await ari.set_event_filter(USED_EVENT_TYPES)
         except AriError as exc:  # an older Asterisk: all events, still correct
             log.warning("ARI event filter not set: %s", exc)
         missing_prompts[:] = await check_prompts(ari, settings, calendar)
-        channels = await ari.list_channels()
-        await switchboard.resync(channels, asterisk.app, store.get_call)
-        await follow_up(channels)
-
-    async def follow_up(channels: list[Channel] | None = None) -> None:
-        # Calls and messages that ended while no controller followed them: the log
-        # gets its ends, the ledger its messages (A1, V2). Never fatal.
-        try:
-            live = channels if channels is not None else await ari.list_channels()
-            switchboard.close_orphans((c.id for c in live), await store.open_calls())
-        except (AriError, StorageError, SQLAlchemyError) as exc:
-            log.warning("follow-up of ended calls failed: %s", exc)
-        await switchboard.recover_messages(store.get_call)
+        channels = await reconciliation.resync()
+        in_background(reconciliation.follow_up(channels))
 
     stream = EventStream(ari, dispatcher, on_connect=on_connect)
     stop = stop or asyncio.Event()
@@ -141,18 +183,26 @@ async def run(
             loop.add_signal_handler(sig, stop.set)
 
     def health() -> dict[str, object]:
-        return {
-            "status": "ok" if stream.connected.is_set() else "degraded",
-            "ari_connected": stream.connected.is_set(),
-            "calls": len(switchboard.calls),
-            "waiting": len(switchboard.waiting),
+        connected = stream.connected.is_set()
+        status = "replaced" if stream.replaced.is_set() else "ok" if connected else "degraded"
+        body: dict[str, object] = {
+            "status": status,
+            "ari_connected": connected,
+            "calls": len(controller.registry),
+            "waiting": len(controller.queue.waiting),
             "pending_writes": recorder.pending,
-            "clock": clock().astimezone(calendar.tz).isoformat(timespec="seconds"),
-            "clock_shifted": clock_at is not None,
+            "clock": clock.now().astimezone(calendar.tz).isoformat(timespec="seconds"),
+            "clock_shifted": clock.shifted,
             "missing_prompts": missing_prompts,
         }
+        if stream.replaced.is_set():
+            body["problem"] = (
+                f"another connection took the Stasis app {asterisk.app}: this controller "
+                "handles no calls; stop the other one, then restart this one"
+            )
+        return body
 
-    app = make_app(switchboard, health)
+    app = make_app(Services(controller, referrals, clock), health)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", health_port).start()
@@ -169,7 +219,7 @@ async def run(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), RECOVER_S)
             if stream.connected.is_set() and not stop.is_set():
-                await follow_up()
+                await reconciliation.follow_up()
 
     events = asyncio.create_task(stream.run())
     recovery = asyncio.create_task(follow_up_loop())
@@ -180,11 +230,22 @@ async def run(
         stream.stop()
         await events
         await recovery
+        await asyncio.gather(*background, return_exceptions=True)
         await dispatcher.drain()
-        await recorder.flush()
+        try:
+            await asyncio.wait_for(recorder.flush(), SHUTDOWN_FLUSH_S)
+        except TimeoutError:
+            log.error(
+                "stopping with %d call-log write(s) unsaved: the database did not answer "
+                "within %d s",
+                recorder.pending,
+                SHUTDOWN_FLUSH_S,
+            )
         await runner.cleanup()
         await ari.close()
         await store.close()
+        if shared_clock is not None:
+            shared_clock.unlink(missing_ok=True)
 
 
 async def check_prompts(ari: AriClient, settings: Settings, calendar: Calendar) -> list[str]:
@@ -223,9 +284,10 @@ __all__ = [
     "StorageError",
     "Stores",
     "check_prompts",
+    "cli_clock",
     "log_setup",
     "open_stores",
+    "publish_clock",
     "referral_service",
     "run",
-    "shifted_clock",
 ]

@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, tzinfo
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from vvk_pbx.config import ConfigError, Settings, default_path, load
 from vvk_pbx.domain.calendar import (
     SUPPORTED_YEARS,
     WEEKDAYS_SV,
     Calendar,
-    DaySchedule,
-    Status,
     UnsupportedYearError,
 )
-from vvk_pbx.domain.calls import Leg
+from vvk_pbx.services import views
 
 if TYPE_CHECKING:
     # Imported where used: the controller's wiring pulls in aiohttp and SQLAlchemy,
@@ -98,20 +96,15 @@ def parse_instant(text: str, settings: Settings, option: str = "--at") -> dateti
     return at if at.tzinfo is not None else at.replace(tzinfo=settings.site.tz)
 
 
-def status_json(status: Status) -> dict[str, Any]:
-    return {
-        "open": status.is_open,
-        "reason": status.reason,
-        "next_change": None if status.next_change is None else status.next_change.isoformat(),
-    }
-
-
-def schedule_json(day: DaySchedule) -> dict[str, Any]:
-    return {
-        "date": day.day.isoformat(),
-        "intervals": [[f"{r.start:%H:%M}", f"{r.end:%H:%M}"] for r in day.ranges],
-        "reason": day.reason,
-    }
+def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[object]]) -> Table:
+    """A rich table whose every cell is plain text: names, notes and numbers come from
+    outside and are data, never markup (a note "möte [/x]" is shown as it is)."""
+    shown = Table(title=Text(title))
+    for column in columns:
+        shown.add_column(Text(column))
+    for row in rows:
+        shown.add_row(*(Text("" if cell is None else str(cell)) for cell in row))
+    return shown
 
 
 @app.command()
@@ -140,9 +133,10 @@ def hours(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Show the switchboard's opening hours: the special days of a year, or the status at a time."""
-    if (year is None) == (at is None):
-        raise typer.BadParameter("give exactly one of --year or --at")
+    """Show the switchboard's opening hours: the status now (or --at a time), or the special
+    days of a year."""
+    if year is not None and at is not None:
+        raise typer.BadParameter("give one of --year or --at, not both")
     settings = _load_or_exit(config)
     policy = settings.hours_policy()
     if unit is not None:
@@ -151,13 +145,14 @@ def hours(
             raise typer.BadParameter(f"no unit {unit!r} (units: {units})", param_hint="--unit")
         policy = settings.unit_hours_policy(unit) or policy
     calendar = Calendar(policy)
-    if at is not None:
+    if year is None:
+        when = parse_instant(at, settings) if at is not None else _now()
         try:
-            status = calendar.status(parse_instant(at, settings))
+            status = calendar.status(when)
         except UnsupportedYearError as exc:
             raise typer.BadParameter(str(exc), param_hint="--at") from None
         if as_json:
-            out.print_json(json.dumps(status_json(status), ensure_ascii=False))
+            out.print_json(json.dumps(views.status_json(status), ensure_ascii=False))
             return
         state = "ÖPPET" if status.is_open else "STÄNGT"
         nxt = "aldrig inom två år" if status.next_change is None else status.next_change.isoformat()
@@ -165,29 +160,25 @@ def hours(
         out.print(f"  {status.reason}", markup=False)
         out.print(f"  Nästa ändring: {nxt}", markup=False)
         return
-    assert year is not None
     days = calendar.differing_days(year)
     if as_json:
-        out.print_json(json.dumps([schedule_json(d) for d in days], ensure_ascii=False))
+        out.print_json(json.dumps([views.schedule_json(d) for d in days], ensure_ascii=False))
         return
     whose = settings.site.name
     if unit is not None:
         unit_name = next(u.name for u in settings.units if u.id == unit)
         own = settings.unit_hours_policy(unit) is not None
         whose = f"{unit_name}, {'telefontid' if own else 'följer växeln'}"
-    table = Table(title=f"Avvikande dagar {year} ({whose})")
-    table.add_column("Datum")
-    table.add_column("Dag")
-    table.add_column("Öppet")
-    table.add_column("Orsak")
-    for d in days:
-        table.add_row(
+    rows = [
+        (
             d.day.isoformat(),
             WEEKDAYS_SV[d.day.weekday()],
             ", ".join(str(r) for r in d.ranges) or "stängt",
             d.reason,
         )
-    out.print(table)
+        for d in days
+    ]
+    out.print(table(f"Avvikande dagar {year} ({whose})", ("Datum", "Dag", "Öppet", "Orsak"), rows))
 
 
 @app.command()
@@ -200,45 +191,52 @@ def simulate(
         str, typer.Option("--to", help="The dialed number, extension or feature code.")
     ],
     config: ConfigOption = None,
+    database: Annotated[
+        str | None, typer.Option(help="The call log's database, for referrals (read only).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """What happens to a call at a given time: the route decision and its trace, without Asterisk (O1).
+    """What happens to a call at a given time, without Asterisk (O1): the route and its
+    trace, then what the caller hears and what rings, by the same flows as a real call.
 
-    A caller that is an extension makes an internal call (a feature code if
-    the dialed string starts with * or #); any other caller comes from the trunk.
+    A caller that is an extension makes an internal call (a dial code if the
+    dialed string starts with * or #); any other caller comes from the trunk.
+    Referrals are read from the call log's database; nothing is stored.
     """
-    from vvk_pbx.domain.routing import CallKind, digits, route
+    from vvk_pbx import bootstrap
+    from vvk_pbx.asterisk.local import Layout
+    from vvk_pbx.services.simulation import caller_kind, simulate
 
     settings = _load_or_exit(config)
-    calendar = Calendar(settings.hours_policy())
-    numbering = settings.numbering()
+    policy = settings.call_policy(Calendar(settings.hours_policy()))
     when = parse_instant(at, settings)
-    if digits(caller) in numbering.extensions:
-        kind = CallKind.FEATURE if dialed[:1] in ("*", "#") else CallKind.INTERNAL
-        caller = digits(caller)
-    else:
-        kind = CallKind.INBOUND
     try:
-        decision = route(kind, caller, dialed, when, calendar, numbering)
+        caller_kind(caller, dialed, policy)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--from") from None
+
+    async def work() -> Any:
+        try:
+            async with bootstrap.open_stores(settings, Layout.default(), database, False) as st:
+                return await simulate(policy, st.referrals, caller, dialed, when)
+        except bootstrap.StorageError:
+            return await simulate(policy, None, caller, dialed, when)  # no database: no referrals
+
+    import asyncio
+
+    try:
+        result = asyncio.run(work())
     except UnsupportedYearError as exc:
         raise typer.BadParameter(str(exc), param_hint="--at") from None
     if as_json:
-        payload = {
-            "at": when.isoformat(),
-            "kind": kind.value,
-            "action": decision.action.value,
-            "target": decision.target,
-            "external": decision.external,
-            "trace": [{"rule": s.rule, "decision": s.decision} for s in decision.trace],
-        }
-        out.print_json(json.dumps(payload, ensure_ascii=False))
+        out.print_json(json.dumps(result.json(), ensure_ascii=False))
         return
-    target = f" -> {decision.target}" if decision.target else ""
-    out.print(
-        f"{when.isoformat()} {kind.value} call: {decision.action.value}{target}", markup=False
-    )
-    for step in decision.trace:
-        out.print(f"  {step}", markup=False)
+    target = f" -> {result.target}" if result.target else ""
+    out.print(f"{when.isoformat()} {result.kind.value} call: {result.action}{target}", markup=False)
+    for line in result.trace:
+        out.print(f"  {line}", markup=False)
+    for line in result.happens:
+        out.print(f"  => {line}", markup=False)
 
 
 @app.command("run")
@@ -283,23 +281,6 @@ def run_controller(
 calls_app = typer.Typer(help="The call log (A1, F1).", no_args_is_help=True)
 app.add_typer(calls_app, name="calls")
 
-CALL_FIELDS = (
-    "id",
-    "direction",
-    "caller",
-    "called",
-    "arrived_at",
-    "ring_started_at",
-    "answered_at",
-    "answered_by",
-    "ended_at",
-    "outcome",
-    "rings",
-    "within_goal",
-    "trace",
-)
-LEG_FIELDS = tuple(f.name for f in dataclasses.fields(Leg))
-
 
 def _with_store(
     database: str | None,
@@ -341,28 +322,6 @@ def _calls(
     return _with_store(database, "calls", settings, fetch, create=False)
 
 
-def _plain(value: Any, tz: tzinfo) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(tz).isoformat()  # local, as everywhere ops look
-    if isinstance(value, tuple):
-        return list(value)
-    if hasattr(value, "value"):
-        return value.value
-    return value
-
-
-def call_json(record: Any, tz: tzinfo, legs: list[Any] | None = None) -> dict[str, Any]:
-    """One call as JSON: the fields of the log and, given them, its legs (ring and answer
-    times), times ISO 8601 in the site's zone ``tz``."""
-    out: dict[str, Any] = {name: _plain(getattr(record, name), tz) for name in CALL_FIELDS}
-    if legs is not None:
-        out["legs"] = [
-            {name: _plain(getattr(leg, name), tz) for name in LEG_FIELDS if name != "call_id"}
-            for leg in legs
-        ]
-    return out
-
-
 SinceOption = Annotated[str | None, typer.Option(help="Calls that arrived at or after this time.")]
 UntilOption = Annotated[str | None, typer.Option(help="Calls that arrived before this time.")]
 DatabaseOption = Annotated[
@@ -382,25 +341,25 @@ def calls_list(
     """List logged calls with arrival, ring and answer times, rings, the goal and the outcome."""
     settings = _load_or_exit(config)
     records, legs = _calls(database, since, until, settings)
+    tz = settings.site.tz
     if as_json:
-        rows = [call_json(r, settings.site.tz, legs.get(r.id, [])) for r in records]
+        rows = [views.call_json(r, tz, legs.get(r.id, [])) for r in records]
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
-    table = Table(title=f"Samtal ({len(records)})")
-    for column in ("Ankom", "Från", "Till", "Svarade", "Signaler", "Mål", "Utfall"):
-        table.add_column(column)
-    tz = settings.site.tz
-    for r in records:
-        table.add_row(
+    shown = [
+        (
             r.arrived_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"),
             r.caller,
             r.called,
-            r.answered_by or "",
-            "" if r.rings is None else str(r.rings),
-            "" if r.within_goal is None else ("ja" if r.within_goal else "nej"),
+            r.answered_by,
+            r.rings,
+            None if r.within_goal is None else ("ja" if r.within_goal else "nej"),
             r.outcome.value,
         )
-    out.print(table)
+        for r in records
+    ]
+    columns = ("Ankom", "Från", "Till", "Svarade", "Signaler", "Mål", "Utfall")
+    out.print(table(f"Samtal ({len(records)})", columns, shown))
 
 
 @calls_app.command("export")
@@ -409,7 +368,7 @@ def calls_export(
     since: SinceOption = None,
     until: UntilOption = None,
     database: DatabaseOption = None,
-    fmt: Annotated[str, typer.Option("--format", help="json or csv.")] = "json",
+    fmt: Annotated[str, typer.Option("--format", help="json or csv [default: json].")] = "json",
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
     """Export the call log for a period as JSON or CSV (F1)."""
@@ -419,16 +378,18 @@ def calls_export(
     settings = _load_or_exit(config)
     if fmt not in ("json", "csv"):
         raise typer.BadParameter("json or csv", param_hint="--format")
+    if as_json and fmt != "json":
+        raise typer.BadParameter(f"--json asks for JSON, --format for {fmt}: give one")
     records, legs = _calls(database, since, until, settings)
-    if as_json or fmt == "json":
-        rows = [call_json(r, settings.site.tz, legs.get(r.id, [])) for r in records]
+    tz = settings.site.tz
+    if fmt == "json":
+        rows = [views.call_json(r, tz, legs.get(r.id, [])) for r in records]
         _sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
         return
-    rows = [call_json(r, settings.site.tz) for r in records]  # CSV: one flat row per call
-    writer = csv.DictWriter(_sys.stdout, fieldnames=list(CALL_FIELDS))
+    writer = csv.DictWriter(_sys.stdout, fieldnames=list(views.CALL_FIELDS))
     writer.writeheader()
-    for row in rows:
-        writer.writerow({**row, "trace": " | ".join(row["trace"])})
+    for record in records:  # CSV: one flat row per call
+        writer.writerow(views.call_csv_row(record, tz))
 
 
 @app.command("bench")
@@ -497,34 +458,35 @@ def referrals_list(
     """Every referral in force now (or --at), by extension: what the operator sees (R6)."""
 
     settings = _load_or_exit(config)
-    when = parse_instant(at, settings) if at else _now(settings)
+    when = parse_instant(at, settings) if at else _now()
 
     async def fetch(stores: bootstrap.Stores) -> list[dict[str, Any]]:
         service = stores.referrals
         found = await service.in_force_now(when)
-        return [service.referral_json(found[ext]) for ext in sorted(found)]
+        return [views.referral_json(service, found[ext]) for ext in sorted(found)]
 
     rows = _with_store(database, "referrals", settings, fetch, create=False)
     if as_json:
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
     names = dict(settings.extensions())
-    table = Table(title=f"Hänvisningar ({len(rows)})")
-    for column in ("Ankn", "Namn", "Orsak", "Tillbaka", "Anteckning"):
-        table.add_column(column)
+    shown = []
     for row in rows:
         back = _minute(row["end"])
         if row["announced_end"] != row["end"]:
             # What callers are told: the next time the unit and the switchboard are open.
             back += f" (nås {_minute(row['announced_end'])})"
-        table.add_row(
-            row["extension"],
-            names.get(row["extension"], ""),
-            row["phrase"] or str(row["reason"]),
-            back,
-            row["note"] or "",
+        shown.append(
+            (
+                row["extension"],
+                names.get(row["extension"]),
+                row["phrase"] or row["reason"],
+                back,
+                row["note"],
+            )
         )
-    out.print(table)
+    columns = ("Ankn", "Namn", "Orsak", "Tillbaka", "Anteckning")
+    out.print(table(f"Hänvisningar ({len(rows)})", columns, shown))
 
 
 @referrals_app.command("set")
@@ -542,7 +504,7 @@ def referrals_set(
     from vvk_pbx.services.referrals import ReferralError, require_time_of_day
 
     settings = _load_or_exit(config)
-    begin = parse_instant(start, settings, "--from") if start else _now(settings)
+    begin = parse_instant(start, settings, "--from") if start else _now()
     end = parse_instant(until, settings, "--until")
 
     async def store_it(stores: bootstrap.Stores) -> dict[str, Any]:
@@ -550,7 +512,7 @@ def referrals_set(
         referral = await service.set_referral(
             extension, reason, begin, end, "cli", Source.CLI, note
         )
-        return service.referral_json(referral)
+        return views.referral_json(service, referral)
 
     try:
         require_time_of_day(until, "until")
@@ -571,7 +533,7 @@ def referrals_clear(
     from vvk_pbx.services.referrals import ReferralError
 
     settings = _load_or_exit(config)
-    now = _now(settings)
+    now = _now()
 
     async def clear(stores: bootstrap.Stores) -> Any:
         return await stores.referrals.clear_referral(extension, now)
@@ -630,12 +592,11 @@ def callbacks(
     from vvk_pbx.services.referrals import ReferralError
 
     settings = _load_or_exit(config)
-    now = _now(settings)
+    now = _now()
 
     async def fetch(stores: bootstrap.Stores) -> list[dict[str, Any]]:
-        service = stores.referrals
-        found = await service.ledger(now, unit, overdue)
-        return [service.message_json(m, now) for m in found]
+        found = await stores.referrals.ledger(now, unit, overdue)
+        return [views.message_json(m, now, settings.site.tz) for m in found]
 
     try:
         rows = _with_store(database, "callbacks", settings, fetch, create=False)
@@ -645,18 +606,18 @@ def callbacks(
         out.print_json(json.dumps(rows, ensure_ascii=False))
         return
     names = dict(settings.extensions())
-    table = Table(title=f"Återringningar ({len(rows)})")
-    for column in ("Till", "Från", "Lämnat", "Senast", "Status"):
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
+    shown = [
+        (
             f"{row['extension']} {names.get(row['extension'], '')}",
             row["caller"],
             _minute(row["left_at"]),
             _minute(row["deadline"]),
             _ledger_status(row),
         )
-    out.print(table)
+        for row in rows
+    ]
+    columns = ("Till", "Från", "Lämnat", "Senast", "Status")
+    out.print(table(f"Återringningar ({len(rows)})", columns, shown))
 
 
 # The ledger's statuses as the staff and managers reading the table call them.
@@ -689,8 +650,22 @@ def _log(message: str) -> None:
     err.print(message, markup=False)
 
 
-def _now(settings: Settings) -> datetime:
-    return datetime.now(settings.site.tz)
+def _now() -> datetime:
+    """The time every decision of a command reads: a running controller's (shifted by its
+    --clock, said on stderr), else the real time."""
+    from vvk_pbx import bootstrap
+    from vvk_pbx.asterisk.local import Layout
+
+    clock, note = bootstrap.cli_clock(Layout.default())
+    if note is not None:
+        _log(note)
+    return clock.now()
+
+
+def _asterisk_now() -> datetime:
+    # Asterisk's dialplan reads its own, real clock: what is rendered for it
+    # (the fallback's special days and switches) is rendered around real time.
+    return datetime.now(UTC)
 
 
 def _require_root() -> None:
@@ -712,7 +687,7 @@ def asterisk_up(config: ConfigOption = None) -> None:
     settings = _load_or_exit(config)
     calendar = Calendar(settings.hours_policy())
     try:
-        local.up(settings, calendar, local.Layout.default(), _now(settings), _log)
+        local.up(settings, calendar, local.Layout.default(), _asterisk_now(), _log)
     except local.ProvisionError as exc:
         err.print(f"vvk-pbx asterisk up: {exc}", markup=False)
         raise typer.Exit(1) from None
@@ -738,7 +713,7 @@ def asterisk_render(
     calendar = Calendar(settings.hours_policy())
     layout = local.Layout.default()
     files = render_config(
-        settings, calendar, _now(settings), local.ari_password(layout), local.CHROOT
+        settings, calendar, _asterisk_now(), local.ari_password(layout), local.CHROOT
     )
     output.mkdir(parents=True, exist_ok=True)
     for name, text in files.items():
@@ -855,7 +830,7 @@ def dialplan_render(
 
     settings = _load_or_exit(config)
     calendar = Calendar(settings.hours_policy())
-    now = parse_instant(at, settings) if at is not None else _now(settings)
+    now = parse_instant(at, settings) if at is not None else _asterisk_now()
     if reload:
         from vvk_pbx.asterisk import local
 

@@ -1,9 +1,12 @@
 """A fake ARI server for component tests: an aiohttp app on port 0.
 
 It checks Basic auth, records every REST request, answers with canned
-resources, and pushes events to connected websockets. Controls:
+resources, and pushes events to connected websockets. A route real ARI does
+not have (a misspelt endpoint) answers 404 "Resource not found", as Asterisk
+22 does (``ari_routes.txt``). Controls:
 ``send_event(...)``, ``requests()``, ``reset()``, ``drop_connections()``,
-``gone`` (ids that answer 404), ``fail`` (paths that answer an error), ``delay_s`` (slow answers), ``channels``
+``gone`` (ids that answer 404), ``fail`` (paths that answer an error), ``fail_create``
+(endpoints that cannot be made), ``delay_s`` (slow answers), ``channels``
 (what ``GET /channels`` lists). It never replaces the real-Asterisk tests.
 """
 
@@ -12,10 +15,31 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import WSMsgType, web
+
+
+def _routes() -> list[tuple[str, re.Pattern[str]]]:
+    """Asterisk 22's REST routes (``ari_routes.txt``), as (method, path pattern)."""
+    found = []
+    for line in (Path(__file__).parent / "ari_routes.txt").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            method, path = line.split()
+            pattern = re.sub(r"\\\{[A-Za-z]+\\\}", "[^/]+", re.escape(path))
+            found.append((method, re.compile(f"^{pattern}$")))
+    return found
+
+
+ROUTES = _routes()
+
+
+def real_route(method: str, path: str) -> bool:
+    """Whether real ARI has this route (``GET channels/{channelId}``, ...)."""
+    return any(m == method and pattern.match(path) for m, pattern in ROUTES)
 
 
 @dataclass(frozen=True)
@@ -32,6 +56,7 @@ class FakeAri:
     password: str = "secret"
     gone: set[str] = field(default_factory=set)
     fail: dict[str, int] = field(default_factory=dict)  # path -> error status
+    fail_create: dict[str, int] = field(default_factory=dict)  # endpoint -> channels/create error
     channels: list[dict[str, Any]] = field(default_factory=list)
     channel_states: dict[str, str] = field(default_factory=dict)  # GET channels/{id}
     sounds: dict[str, list[str]] = field(default_factory=dict)  # GET sounds?lang=: ids
@@ -118,6 +143,8 @@ class FakeAri:
         body = await request.json() if request.can_read_body else None
         path = request.match_info["path"]
         self._requests.append(Request(request.method, path, dict(request.query), body))
+        if not real_route(request.method, path):
+            return web.json_response({"message": "Resource not found"}, status=404)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
         parts = path.split("/")
@@ -142,6 +169,11 @@ class FakeAri:
             return web.json_response({"id": parts[1], "name": "PJSIP/x", "state": state})
         if request.method == "POST" and path == "channels/create":
             q = request.query
+            if q["endpoint"] in self.fail_create:
+                # What Asterisk says of a phone with no registration.
+                return web.json_response(
+                    {"error": "Allocation failed"}, status=self.fail_create[q["endpoint"]]
+                )
             return web.json_response(
                 {"id": q["channelId"], "name": f"{q['endpoint']}-0001", "state": "Down"}
             )

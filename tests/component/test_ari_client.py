@@ -233,6 +233,50 @@ async def test_reconnects_and_resyncs_after_the_socket_drops(
         await task
 
 
+async def test_a_failing_set_up_does_not_kill_the_stream(fake: FakeAri, client: AriClient) -> None:
+    # A database (or anything) that fails during on_connect: the stream reconnects and
+    # carries on, instead of leaving /health at 503 until a restart.
+    attempts = 0
+
+    async def on_connect() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise RuntimeError("database is locked")
+
+    async def handler(event: Event) -> None:
+        pass
+
+    stream = EventStream(
+        client, OrderedDispatcher(handler), on_connect=on_connect, backoff=Backoff(0.05, 0.2)
+    )
+    task = asyncio.create_task(stream.run())
+    try:
+        await fake.wait_connected(2)
+        await _until(stream.connected.is_set)
+        assert attempts == 2 and not task.done()
+    finally:
+        stream.stop()
+        await task
+
+
+async def test_another_connection_taking_the_app_is_reported_and_not_fought(
+    fake: FakeAri, client: AriClient
+) -> None:
+    async def handler(event: Event) -> None:
+        pass
+
+    stream = EventStream(client, OrderedDispatcher(handler), backoff=Backoff(0.05, 0.2))
+    task = asyncio.create_task(stream.run())
+    await fake.wait_connected(1)
+    await _until(stream.connected.is_set)
+    await fake.send_event({"type": "ApplicationReplaced", "application": "vvk-pbx"})
+    await asyncio.wait_for(task, 5)  # the stream ends by itself
+    assert stream.replaced.is_set() and not stream.connected.is_set()
+    await asyncio.sleep(0.3)
+    assert fake.connections == 1, "it does not take the app back"
+
+
 async def test_never_spins_while_asterisk_is_away() -> None:
     # Nothing listens on port 1: every attempt fails at once. The backoff
     # keeps the attempts few: 0.1, 0.2, 0.4, 0.5, 0.5 ... (halves jittered).

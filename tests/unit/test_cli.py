@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
-from tests.conftest import ROOT, SAMPLE_CONFIG
+from tests.conftest import ROOT, SAMPLE_CONFIG, STHLM
 from vvk_pbx.cli import _ledger_status, app
 
 runner = CliRunner()
@@ -117,14 +120,70 @@ def test_a_units_phone_hours_are_shown_with_unit() -> None:
         (["--at", "9999-12-31T12:00"], "covers 1953–2100"),
         (["--at", "0001-01-01T00:00+05:00"], "covers 1953–2100"),
         (["--year", "2101"], "less than or equal to 2100"),
-        ([], "give exactly one of --year or --at"),
-        (["--at", "2026-05-13T11:00", "--year", "2026"], "give exactly one of --year or --at"),
+        (["--at", "2026-05-13T11:00", "--year", "2026"], "give one of --year or --at, not both"),
     ],
 )
 def test_bad_hours_arguments_are_explained(args: list[str], message: str) -> None:
     code, _, err = run("hours", "--config", str(SAMPLE_CONFIG), *args)
     assert code == 2
     assert message in err
+
+
+# A process whose command line is a controller's (`... vvk-pbx run`), doing nothing.
+CONTROLLER_LOOKALIKE = [sys.executable, "-c", "import time; time.sleep(60)", "vvk-pbx", "run"]
+
+
+@pytest.fixture
+def shifted_controller(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """A running `vvk-pbx run --clock 2026-11-30T10:00` as the CLI sees one: a live process
+    of that name and the clock shift it publishes in the state directory."""
+    process = subprocess.Popen(CONTROLLER_LOOKALIKE)
+    monkeypatch.setenv("VVK_PBX_STATE", str(tmp_path))
+    offset = (datetime(2026, 11, 30, 10, 0, tzinfo=STHLM) - datetime.now(UTC)).total_seconds()
+    (tmp_path / "clock.json").write_text(json.dumps({"offset_s": offset, "pid": process.pid}))
+    try:
+        yield
+    finally:
+        process.kill()
+        process.wait()
+
+
+def test_hours_with_no_option_is_the_state_now(shifted_controller: None) -> None:
+    code, out, err = run("hours", "--config", str(SAMPLE_CONFIG), "--json")
+    assert code == 0, err
+    # Monday 10:00 on the controller's clock: open until lunch.
+    assert json.loads(out) == {
+        "open": True,
+        "reason": "Öppet – Vardag: 08:00–12:00, 13:00–16:00",
+        "next_change": "2026-11-30T12:00:00+01:00",
+    }
+    assert "clock shifted as the running controller's" in err
+
+
+def test_the_cli_decides_on_the_running_controllers_clock(
+    shifted_controller: None, tmp_path: Path
+) -> None:
+    db = ["--database", str(tmp_path / "calls.sqlite3")]
+    result = runner.invoke(
+        app, ["referrals", "set", "1103", "--reason", "2", "--until", "2026-11-30T14:30", *db]
+    )
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["start"].startswith("2026-11-30T10:00")
+    # No --at: what the controller (and a caller) sees now.
+    result = runner.invoke(app, ["referrals", "list", "--json", *db])
+    assert [r["extension"] for r in json.loads(result.stdout)] == ["1103"]
+
+
+def test_a_dead_controllers_clock_is_not_followed(tmp_path: Path) -> None:
+    process = subprocess.Popen(CONTROLLER_LOOKALIKE)
+    process.kill()
+    process.wait()
+    (tmp_path / "clock.json").write_text(json.dumps({"offset_s": -1e6, "pid": process.pid}))
+    from vvk_pbx.asterisk.local import Layout
+    from vvk_pbx.bootstrap import cli_clock
+
+    clock, note = cli_clock(Layout(tmp_path, tmp_path))
+    assert (clock.shifted, note) == (False, None)
 
 
 def test_check_config_ok() -> None:

@@ -24,7 +24,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 import aiohttp
 
@@ -280,12 +280,15 @@ def _message(text: str) -> str:
         data = json.loads(text)
     except ValueError:
         return text.strip()[:200]
-    return str(data.get("message", data)) if isinstance(data, dict) else str(data)
+    if isinstance(data, dict):
+        # Most errors say {"message": ...}; channel creation says {"error": ...}.
+        return str(data.get("message", data.get("error", data)))
+    return str(data)
 
 
 # ----------------------------------------------------------------------------- events
 
-Handler = Callable[[Event], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -301,46 +304,49 @@ class Backoff:
         return ceiling / 2 + rng.uniform(0, ceiling / 2)
 
 
-class OrderedDispatcher:
-    """Runs a handler for each event, in order per call, concurrently across calls.
+class OrderedDispatcher(Generic[T]):
+    """Runs a handler for each item, in order per key, concurrently across keys.
 
-    Events with the same key (their channel id) go through one queue and one
-    worker task, so they are handled in the order they came. Each key has its
-    own worker, so a slow handler for one call never delays another. Events
-    with no channel go to the key ``""``. A worker ends when its queue is empty.
-    A handler that raises is logged; the next event is still handled.
+    Items with the same key (for ARI events, their call) go through one queue
+    and one worker task, so they are handled in the order they came. Each key
+    has its own worker, so a slow handler for one call never delays another.
+    A worker ends when its queue is empty. A handler that raises is logged; the
+    next item is still handled.
     """
 
-    def __init__(self, handler: Handler, key: Callable[[Event], str] | None = None) -> None:
+    def __init__(
+        self, handler: Callable[[T], Awaitable[None]], key: Callable[[T], str] | None = None
+    ) -> None:
         self._handler = handler
-        self._key = key or (lambda event: event.channel_id or "")
-        self._queues: dict[str, asyncio.Queue[Event]] = {}
+        # Without a key, items are ARI events keyed by their channel.
+        self._key = key if key is not None else cast(Callable[[T], str], channel_key)
+        self._queues: dict[str, asyncio.Queue[T]] = {}
         self._workers: set[asyncio.Task[None]] = set()
 
-    def submit(self, event: Event) -> None:
-        key = self._key(event)
+    def submit(self, item: T) -> None:
+        key = self._key(item)
         queue = self._queues.get(key)
         if queue is None:
             queue = self._queues[key] = asyncio.Queue()
             task = asyncio.create_task(self._work(key, queue), name=f"ari-events-{key or 'global'}")
             self._workers.add(task)
             task.add_done_callback(self._workers.discard)
-        queue.put_nowait(event)
+        queue.put_nowait(item)
 
-    async def _work(self, key: str, queue: asyncio.Queue[Event]) -> None:
+    async def _work(self, key: str, queue: asyncio.Queue[T]) -> None:
         while True:
             try:
-                event = queue.get_nowait()
+                item = queue.get_nowait()
             except asyncio.QueueEmpty:
                 del self._queues[key]
                 return
             try:
-                await self._handler(event)
+                await self._handler(item)
             except Exception:
-                log.exception("handler failed for %s on %s", event.type, key or "(no channel)")
+                log.exception("handler failed for %r on %s", item, key or "(no key)")
 
     async def drain(self) -> None:
-        """Wait until every submitted event has been handled."""
+        """Wait until every submitted item has been handled."""
         while self._workers:
             await asyncio.gather(*list(self._workers), return_exceptions=True)
 
@@ -349,20 +355,36 @@ class OrderedDispatcher:
         return len(self._queues)
 
 
+def channel_key(event: Event) -> str:
+    """The default key of ARI events: their channel (``""`` for none)."""
+    return event.channel_id or ""
+
+
+class EventSink(Protocol):
+    """Where the stream hands its events (an ``OrderedDispatcher``)."""
+
+    def submit(self, event: Event, /) -> None: ...
+
+
 class EventStream:
     """The app's one events websocket, reconnecting until ``stop()``.
 
     After every (re)connect ``on_connect`` runs before any event of the new
     connection is dispatched: the place to resync (``GET /channels``) and set
-    the event filter. When the stream ends or fails, the next attempt waits a
-    capped, jittered, growing delay; a connection that lasted ``stable_s``
-    resets the delay. ``connected`` is set while a websocket is open.
+    the event filter. When the stream ends or fails, or ``on_connect`` raises,
+    the next attempt waits a capped, jittered, growing delay; a connection that
+    lasted ``stable_s`` resets the delay. ``connected`` is set while a
+    websocket is open and its ``on_connect`` is done.
+
+    When another connection takes the app (``ApplicationReplaced``: a second
+    controller, asterisk-notes.md), this one stops for good and ``replaced``
+    is set: reconnecting would take the app back and the two would fight.
     """
 
     def __init__(
         self,
         client: AriClient,
-        dispatcher: OrderedDispatcher,
+        dispatcher: EventSink,
         on_connect: Callable[[], Awaitable[None]] | None = None,
         backoff: Backoff = Backoff(),
         stable_s: float = 10.0,
@@ -375,6 +397,7 @@ class EventStream:
         self.stable_s = stable_s
         self.rng = rng or random.Random()
         self.connected = asyncio.Event()
+        self.replaced = asyncio.Event()
         self.connects = 0
         self._stopping = asyncio.Event()
 
@@ -390,8 +413,12 @@ class EventStream:
                 await self._one_connection()
             except (aiohttp.ClientError, OSError, TimeoutError, AriError) as exc:
                 log.warning("ARI events: %s: %s", exc.__class__.__name__, exc)
+            except Exception:
+                # Whatever on_connect raised: the stream must outlive it, or every
+                # call goes to the fallback until someone restarts the process.
+                log.exception("ARI events: the connection's set-up failed")
             self.connected.clear()
-            if self._stopping.is_set():
+            if self._stopping.is_set() or self.replaced.is_set():
                 break
             if loop.time() - started >= self.stable_s:
                 attempt = 0
@@ -422,7 +449,8 @@ class EventStream:
                         return
                     message = receive.result()
                     if message.type is aiohttp.WSMsgType.TEXT:
-                        self._dispatch(message.data)
+                        if self._dispatch(message.data):
+                            return
                     elif message.type in (
                         aiohttp.WSMsgType.CLOSE,
                         aiohttp.WSMsgType.CLOSED,
@@ -434,11 +462,22 @@ class EventStream:
             finally:
                 stop.cancel()
 
-    def _dispatch(self, data: str) -> None:
+    def _dispatch(self, data: str) -> bool:
+        """Hand one message to the dispatcher; True when it ends this connection."""
         try:
             raw = json.loads(data)
         except ValueError:
             log.warning("ARI events: not JSON, skipped: %.100s", data)
-            return
-        if isinstance(raw, dict):
-            self.dispatcher.submit(parse_event(raw))
+            return False
+        if not isinstance(raw, dict):
+            return False
+        if raw.get("type") == "ApplicationReplaced":
+            log.error(
+                "ARI events: another connection took the Stasis app %s: this controller "
+                "no longer handles calls; stop the other one, then restart this one",
+                self.client.config.app,
+            )
+            self.replaced.set()
+            return True
+        self.dispatcher.submit(parse_event(raw))
+        return False

@@ -329,12 +329,14 @@ _TYPED: dict[str, tuple[type[Event], Callable[[Json], dict[str, Any]]]] = {
 # The event types the controller asks Asterisk for (PUT /applications/{app}/eventFilter):
 # only those it acts on. One bridged call produces about 75 events, 48 of them
 # ChannelVarset (../shared/design/asterisk-notes.md); with this filter it is
-# about 7 (two StasisStart, two StasisEnd, three Dial). A channel's end is its
-# StasisEnd, so ChannelDestroyed, ChannelHangupRequest and ChannelStateChange
-# stay out: each costs a parse and a dispatch at every call.
+# about 9 (two StasisStart, two StasisEnd, two ChannelDestroyed, three Dial). A
+# caller's end is its StasisEnd (it may live on in the dialplan); a leg's is its
+# ChannelDestroyed, whose cause is the only word of a busy or unanswered phone:
+# ARI's dial sends no Dial BUSY or NOANSWER (checked on Asterisk 22.10).
 USED_EVENT_TYPES: tuple[str, ...] = (
     "StasisStart",
     "StasisEnd",
+    "ChannelDestroyed",
     "Dial",
     "ChannelDtmfReceived",
     "PlaybackFinished",

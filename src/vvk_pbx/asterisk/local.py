@@ -107,6 +107,11 @@ class Layout:
         return self.state / "ari-password"
 
     @property
+    def clock_file(self) -> Path:
+        """A running controller's clock shift, for the CLI (``bootstrap.cli_clock``)."""
+        return self.state / "clock.json"
+
+    @property
     def phone_secrets_file(self) -> Path:
         return self.state / "phone-secrets.json"
 

@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from vvk_pbx.domain.calendar import (
+    Calendar,
     ClosedDay,
     DateHours,
     HoursPolicy,
@@ -36,6 +37,7 @@ from vvk_pbx.domain.calendar import (
     TimeRange,
     subtract,
 )
+from vvk_pbx.domain.callflow.call import OnCallNumber, Policy
 from vvk_pbx.domain.routing import Numbering, digits, ring_timeout_s
 
 _CLOCK = re.compile(r"^([0-9]{1,2}):([0-9]{2})$")
@@ -465,6 +467,30 @@ class Settings(Section):
             direct_prefix=digits(self.switchboard.direct_prefix),
             extensions=dict(self.extensions()),
             operator_codes=self.switchboard.operator_codes,
+        )
+
+    def call_policy(self, calendar: Calendar) -> Policy:
+        """What the call flows need of this config (``domain.callflow.call.Policy``), with the
+        switchboard's ``calendar`` (built from ``hours_policy``)."""
+        ring = self.ring
+        return Policy(
+            calendar=calendar,
+            numbering=self.numbering(),
+            on_call={
+                s.digit: OnCallNumber(s.name, s.number, digits(s.number)) for s in self.on_call
+            },
+            staff=frozenset(p.extension for p in self.staff),
+            cycle_ms=ring.cycle_ms,
+            goal_rings=ring.goal_rings,
+            ring_timeout_s=ring.timeout_s,
+            # R5: a person's phone rings person_rings rings before the caller gets the menu.
+            person_timeout_s=max(1, ring.person_rings * ring.cycle_ms // 1000),
+            strategy=self.queue.strategy,
+            offer_s=self.queue.offer_s,
+            overflow_after_s=self.queue.overflow_after_s,
+            overflow=self.overflow_extensions(),
+            voicemail_max_s=self.voicemail.max_s,
+            voicemail_silence_s=self.voicemail.silence_s,
         )
 
     def unit_members(self, unit_id: str) -> tuple[Person, ...]:

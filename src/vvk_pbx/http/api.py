@@ -24,27 +24,50 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
+from datetime import datetime, tzinfo
+from typing import Any, Protocol
 
 from aiohttp import web
 
+from vvk_pbx.domain.callflow.flows.transfer import TransferError
 from vvk_pbx.domain.referral import Source
-from vvk_pbx.services.referrals import ReferralError, require_time_of_day
-from vvk_pbx.services.switchboard import Switchboard, TransferError
+from vvk_pbx.services import views
+from vvk_pbx.services.clock import Clock
+from vvk_pbx.services.referrals import ReferralError, ReferralService, require_time_of_day
 
 log = logging.getLogger(__name__)
 
+
+class CallsPort(Protocol):
+    """What the API needs of the calls in progress (``services.calls.CallController``)."""
+
+    def request_transfer(self, call_id: str, to: str) -> None: ...
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the routes use: the calls, the referral service, the one clock."""
+
+    calls: CallsPort
+    referrals: ReferralService
+    clock: Clock
+
+    @property
+    def tz(self) -> tzinfo:
+        return self.referrals.calendar.tz
+
+
 HEALTH: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("health")
-SWITCHBOARD: web.AppKey[Switchboard] = web.AppKey("switchboard")
+SERVICES: web.AppKey[Services] = web.AppKey("services")
 
 
-def make_app(switchboard: Switchboard, health: Callable[[], dict[str, Any]]) -> web.Application:
+def make_app(services: Services, health: Callable[[], dict[str, Any]]) -> web.Application:
     """The aiohttp application. ``health()`` returns the body of ``/health``; its
     ``ari_connected`` decides 200 or 503."""
     app = web.Application(client_max_size=64 * 1024, middlewares=[_json_errors])
     app[HEALTH] = health
-    app[SWITCHBOARD] = switchboard
+    app[SERVICES] = services
     app.router.add_get("/health", _health)
     app.router.add_post("/calls/{call_id}/transfer", _transfer)
     app.router.add_get("/referrals", _referrals)
@@ -92,7 +115,7 @@ async def _transfer(request: web.Request) -> web.Response:
     if extra:
         return _error(422, f"unknown field(s): {', '.join(extra)}; only 'to' is accepted")
     try:
-        request.app[SWITCHBOARD].request_transfer(call_id, to)
+        request.app[SERVICES].calls.request_transfer(call_id, to)
     except TransferError as exc:
         return _error(exc.status, exc.reason)
     return web.json_response({"call": call_id, "to": to, "status": "transferring"}, status=202)
@@ -112,7 +135,7 @@ async def _json_object(
     return body
 
 
-def _instant(board: Switchboard, value: object, field: str) -> datetime:
+def _instant(board: Services, value: object, field: str) -> datetime:
     if not isinstance(value, str):
         raise ReferralError(field, f"{field} must be a time like 2026-12-01T14:30")
     try:
@@ -120,28 +143,30 @@ def _instant(board: Switchboard, value: object, field: str) -> datetime:
     except ValueError:
         raise ReferralError(field, f"{value!r} is not a time like 2026-12-01T14:30") from None
     require_time_of_day(value, field)
-    return at if at.tzinfo is not None else at.replace(tzinfo=board.calendar.tz)
+    return at if at.tzinfo is not None else at.replace(tzinfo=board.tz)
 
 
 async def _referrals(request: web.Request) -> web.Response:
-    board = request.app[SWITCHBOARD]
-    found = await board.referrals.in_force_now(board.clock())
-    return web.json_response([board.referrals.referral_json(found[ext]) for ext in sorted(found)])
+    board = request.app[SERVICES]
+    found = await board.referrals.in_force_now(board.clock.now())
+    return web.json_response(
+        [views.referral_json(board.referrals, found[ext]) for ext in sorted(found)]
+    )
 
 
 async def _referral(request: web.Request) -> web.Response:
-    board = request.app[SWITCHBOARD]
+    board = request.app[SERVICES]
     extension = request.match_info["extension"]
     if extension not in board.referrals.staff:
         return _error(404, f"{extension} is not a staff extension")
-    found = await board.referrals.in_force_now(board.clock())
+    found = await board.referrals.in_force_now(board.clock.now())
     if extension not in found:
         return _error(404, f"{extension} has no referral in force: the phone is open")
-    return web.json_response(board.referrals.referral_json(found[extension]))
+    return web.json_response(views.referral_json(board.referrals, found[extension]))
 
 
 async def _set_referral(request: web.Request) -> web.Response:
-    board = request.app[SWITCHBOARD]
+    board = request.app[SERVICES]
     body = await _json_object(request)
     if isinstance(body, web.Response):
         return body
@@ -156,7 +181,7 @@ async def _set_referral(request: web.Request) -> web.Response:
         note = body.get("note")
         if note is not None and not isinstance(note, str):
             raise ReferralError("note", "note must be text")
-        now = board.clock()
+        now = board.clock.now()
         start = _instant(board, body["from"], "from") if "from" in body else now
         end = _instant(board, body.get("until"), "until")
         referral = await board.referrals.set_referral(
@@ -164,14 +189,14 @@ async def _set_referral(request: web.Request) -> web.Response:
         )
     except ReferralError as exc:
         return _error(404 if exc.field == "extension" else 422, exc.reason)
-    return web.json_response(board.referrals.referral_json(referral), status=201)
+    return web.json_response(views.referral_json(board.referrals, referral), status=201)
 
 
 async def _clear_referral(request: web.Request) -> web.Response:
-    board = request.app[SWITCHBOARD]
+    board = request.app[SERVICES]
     try:
         cleared = await board.referrals.clear_referral(
-            request.match_info["extension"], board.clock()
+            request.match_info["extension"], board.clock.now()
         )
     except ReferralError as exc:
         return _error(404, exc.reason)
@@ -179,22 +204,22 @@ async def _clear_referral(request: web.Request) -> web.Response:
 
 
 async def _messages(request: web.Request) -> web.Response:
-    board = request.app[SWITCHBOARD]
+    board = request.app[SERVICES]
     overdue = request.query.get("overdue", "false")
     if overdue not in ("true", "false"):
         return _error(422, "overdue must be true or false")
-    now = board.clock()
+    now = board.clock.now()
     try:
         found = await board.referrals.ledger(now, request.query.get("unit"), overdue == "true")
     except ReferralError as exc:
         return _error(422, exc.reason)
-    return web.json_response([board.referrals.message_json(m, now) for m in found])
+    return web.json_response([views.message_json(m, now, board.tz) for m in found])
 
 
 async def _called_back(request: web.Request) -> web.Response:
-    board = request.app[SWITCHBOARD]
-    now = board.clock()
+    board = request.app[SERVICES]
+    now = board.clock.now()
     message = await board.referrals.called_back(request.match_info["message_id"], now)
     if message is None:
         return _error(404, f"no message {request.match_info['message_id']}")
-    return web.json_response(board.referrals.message_json(message, now))
+    return web.json_response(views.message_json(message, now, board.tz))

@@ -13,7 +13,7 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.calendar import SUPPORTED_YEARS, Calendar
@@ -115,11 +115,15 @@ class ReferralService:
         person = self.staff.get(extension)
         return None if person is None else self.unit_calendars.get(person.unit)
 
-    async def dial_code(self, extension: str, dialed: str, now: datetime) -> CodeReply:
+    async def dial_code(
+        self, extension: str, dialed: str, now: datetime, dry_run: bool = False
+    ) -> CodeReply:
         """Carry out a code dialed on ``extension``'s phone at ``now`` (aware).
 
-        A refused code stores nothing and replies with its spoken error.
-        Raises ``StorageError`` when the database cannot be written.
+        A refused code stores nothing and replies with its spoken error. With
+        ``dry_run`` (``vvk-pbx simulate``) nothing is stored and no PIN is tried:
+        the reply says what the code would do. Raises ``StorageError`` when the
+        database cannot be read or written.
         """
         try:
             code = parse(dialed)
@@ -129,13 +133,14 @@ class ReferralService:
                 target = code.extension
                 if target not in self.staff:
                     raise CodeError(Problem.UNKNOWN_EXTENSION, f"{target} is not in the directory")
-                await self._check_pin(target, code.pin or "", now, by=extension)
+                if not dry_run:
+                    await self._check_pin(target, code.pin or "", now, by=extension)
             elif extension not in self.staff:
                 raise CodeError(Problem.UNKNOWN_EXTENSION, f"{extension} is not in the directory")
             if isinstance(code, SetReferral):
-                return await self._set(target, code, now, set_by=extension)
+                return await self._set(target, code, now, extension, dry_run)
             if isinstance(code, ClearReferral):
-                return await self._clear(target, now)
+                return await self._clear(target, now, dry_run)
             assert isinstance(code, ListenVoicemail)
             return CodeReply(["voicemail-pin"], "[V1] voicemail: asked for the PIN", True, True)
         except CodeError as exc:
@@ -175,26 +180,30 @@ class ReferralService:
             raise CodeError(Problem.WRONG_PIN, f"wrong PIN for {extension}")
 
     async def _set(
-        self, extension: str, code: SetReferral, now: datetime, set_by: str
+        self, extension: str, code: SetReferral, now: datetime, set_by: str, dry_run: bool
     ) -> CodeReply:
         if code.reason not in self.reasons:
             known = ", ".join(str(c) for c in sorted(self.reasons))
             raise CodeError(Problem.UNKNOWN_REASON, f"no reason {code.reason} (known: {known})")
         back = return_time(code, now, self.calendar)
-        referral = await self.store.set(extension, code.reason, now, back, set_by, Source.PHONE)
+        if not dry_run:
+            await self.store.set(extension, code.reason, now, back, set_by, Source.PHONE)
         local_now = now.astimezone(self.calendar.tz)
         prompts = [
             "code-referred",
             f"name-{extension}",
-            f"reason-{referral.reason}",
+            f"reason-{code.reason}",
             "and-back",
             *when_back(local_now, back),
         ]
         reason = self.reasons[code.reason].name
         return CodeReply(prompts, f"[R2] referral set: {reason} until {back.isoformat()}", True)
 
-    async def _clear(self, extension: str, now: datetime) -> CodeReply:
-        cleared = await self.store.clear(extension, now)
+    async def _clear(self, extension: str, now: datetime, dry_run: bool) -> CodeReply:
+        if dry_run:
+            cleared = await self.store.in_force(extension, now)
+        else:
+            cleared = await self.store.clear(extension, now)
         if cleared is None:
             return CodeReply(["code-nothing-to-clear"], "[R4] no referral to clear", True)
         return CodeReply(["code-cleared"], "[R4] referral cleared: the phone is open", True)
@@ -355,49 +364,15 @@ class ReferralService:
         """Mark a message called back (V2); None if there is no such message."""
         return await self.messages.mark(message_id, Status.CALLED_BACK, at)
 
-    # ----- one JSON view for the API and the command line ----------------------------------
-
-    def referral_json(self, referral: Referral) -> dict[str, Any]:
-        """A referral as JSON, times ISO 8601 in the site's zone. ``announced_end`` is
-        the return callers hear: ``end`` moved to when the switchboard and the
-        person's unit are next open (R5, A7)."""
-        reason = self.reasons.get(referral.reason)
-        announced = announced_return(
-            referral.end, self.calendar, self._unit_calendar(referral.extension)
-        )
-        return {
-            "id": referral.id,
-            "extension": referral.extension,
-            "reason": referral.reason,
-            "reason_name": reason.name if reason else None,
-            "phrase": reason.phrase if reason else None,
-            "start": self._local(referral.start),
-            "end": self._local(referral.end),
-            "announced_end": self._local(announced),
-            "note": referral.note,
-            "set_by": referral.set_by,
-            "source": referral.source.value,
-            "cleared_at": self._local(referral.cleared_at),
-        }
-
-    def message_json(self, message: Message, now: datetime) -> dict[str, Any]:
-        """A ledger entry as JSON, with whether it is overdue at ``now`` (V2)."""
-        return {
-            "id": message.id,
-            "extension": message.extension,
-            "caller": message.caller,
-            "left_at": self._local(message.left_at),
-            "duration_s": message.duration_s,
-            "deadline": self._local(message.deadline_at),
-            "status": message.status.value,
-            "overdue": message.overdue(now),
-            "late": message.late,
-            "called_back_at": self._local(message.called_back_at),
-            "recording": message.recording,
-        }
-
     def _local(self, at: datetime | None) -> str | None:
         return None if at is None else at.astimezone(self.calendar.tz).isoformat()
+
+    def announced_end(self, referral: Referral) -> datetime:
+        """The return callers are told: ``end`` moved to when the switchboard and the
+        person's unit are next open (R5, A7)."""
+        return announced_return(
+            referral.end, self.calendar, self._unit_calendar(referral.extension)
+        )
 
 
 def require_time_of_day(text: str, field: str) -> None:

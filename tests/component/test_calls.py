@@ -1,12 +1,16 @@
-"""The switchboard service against the fake ARI server: what it asks Asterisk to do, and what it logs."""
+"""The call controller against the fake ARI server: what it asks Asterisk to do, and what it logs.
+
+The flows' own tables are in ``tests/unit/test_callflow_*.py``; here the whole
+service runs: translation, decisions, the executor, the operator queue, the
+recorder, on a clock and timers the tests move.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import io
 import wave
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,143 +18,76 @@ import pytest
 
 from tests.component.fake_ari import FakeAri
 from tests.conftest import STHLM
+from tests.fakes import (
+    FakeClock,
+    FakeTimers,
+    MemoryMessages,
+    MemoryPins,
+    MemoryReferrals,
+    MemoryStore,
+)
 from vvk_pbx.ari.client import AriClient, AriConfig, OrderedDispatcher
 from vvk_pbx.ari.models import Channel, parse_event
 from vvk_pbx.config import Settings
 from vvk_pbx.domain.calendar import Calendar
-from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
+from vvk_pbx.domain.callflow.call import Call
+from vvk_pbx.domain.callflow.states import Connected, Menu
+from vvk_pbx.domain.calls import CallRecord, Outcome
 from vvk_pbx.domain.pins import PinRecord
-from vvk_pbx.domain.referral import Referral, Source, in_force
+from vvk_pbx.domain.referral import Source
 from vvk_pbx.domain.routing import CallKind, Route, route
-from vvk_pbx.domain.voicemail import Message, Status
+from vvk_pbx.domain.voicemail import Status
+from vvk_pbx.http.api import Services
+from vvk_pbx.services import calls, views
+from vvk_pbx.services.calls.controller import CallController, Item
+from vvk_pbx.services.operator_queue import OperatorQueue
+from vvk_pbx.services.reconciliation import Reconciliation
 from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.referrals import ReferralService
-from vvk_pbx.services.switchboard import Overflow, Switchboard, internal_event
-from vvk_pbx.storage.calllog import StorageError
 
 CLOSED = datetime(2026, 12, 25, 10, 0, tzinfo=STHLM)  # Christmas Day
 OPEN = datetime(2026, 11, 30, 10, 0, tzinfo=STHLM)  # a Monday morning
 
 
 @dataclass
-class MemoryStore:
-    """An in-memory call store implementing the recorder's port."""
-
-    calls: dict[str, CallRecord] = field(default_factory=dict)
-    legs: dict[str, Leg] = field(default_factory=dict)
-    fail_next: int = 0
-
-    async def save_batch(self, records: Sequence[CallRecord], legs: Sequence[Leg]) -> None:
-        if self.fail_next:
-            self.fail_next -= 1
-            raise RuntimeError("database is locked")
-        self.calls.update((r.id, r) for r in records)
-        self.legs.update((leg.id, leg) for leg in legs)
-
-
-@dataclass
-class MemoryReferrals:
-    """An in-memory referral store implementing the service's port."""
-
-    referrals: list[Referral] = field(default_factory=list)
-    fail: int = 0  # how many writes fail next, as a locked database does
-
-    async def set(
-        self,
-        extension: str,
-        reason: int,
-        start: datetime,
-        end: datetime,
-        set_by: str,
-        source: Source,
-        note: str | None = None,
-    ) -> Referral:
-        if self.fail:
-            self.fail -= 1
-            raise StorageError("database is locked")
-        current = in_force(self.referrals, extension, start)
-        if current is not None:
-            self.referrals[self.referrals.index(current)] = current.cleared(start)
-        referral = Referral(
-            f"r{len(self.referrals)}", extension, reason, start, end, set_by, source, note
-        )
-        self.referrals.append(referral)
-        return referral
-
-    async def clear(self, extension: str, at: datetime) -> Referral | None:
-        current = in_force(self.referrals, extension, at)
-        if current is None:
-            return None
-        self.referrals[self.referrals.index(current)] = cleared = current.cleared(at)
-        return cleared
-
-    async def in_force(self, extension: str, now: datetime) -> Referral | None:
-        return in_force(self.referrals, extension, now)
-
-    async def all_in_force(self, now: datetime) -> dict[str, Referral]:
-        found = {in_force(self.referrals, r.extension, now) for r in self.referrals}
-        return {r.extension: r for r in found if r is not None}
-
-
-@dataclass
-class MemoryMessages:
-    messages: list[Message] = field(default_factory=list)
-    fail: int = 0  # how many writes fail next, as a locked database does
-
-    async def add(self, message: Message) -> None:
-        if self.fail:
-            self.fail -= 1
-            raise StorageError("database is locked")
-        self.messages.append(message)
-
-    async def get(self, message_id: str) -> Message | None:
-        return next((m for m in self.messages if m.id == message_id), None)
-
-    async def known(self, message_ids: list[str]) -> set[str]:
-        return {m.id for m in self.messages} & set(message_ids)
-
-    async def ledger(self, extensions: list[str] | None = None) -> list[Message]:
-        return [m for m in self.messages if extensions is None or m.extension in extensions]
-
-    async def mark(
-        self, message_id: str, status: Status, at: datetime | None = None
-    ) -> Message | None:
-        for i, m in enumerate(self.messages):
-            if m.id == message_id:
-                self.messages[i] = replace(m, status=status, called_back_at=at)
-                return self.messages[i]
-        return None
-
-
-@dataclass
-class MemoryPins:
-    records: dict[str, PinRecord] = field(default_factory=dict)
-
-    async def get(self, extension: str) -> PinRecord | None:
-        return self.records.get(extension)
-
-    async def put(self, record: PinRecord) -> None:
-        self.records[record.extension] = record
-
-
-@dataclass
 class Rig:
     fake: FakeAri
-    board: Switchboard
+    controller: CallController
+    reconciliation: Reconciliation
     store: MemoryStore
     recorder: Recorder
-    dispatcher: OrderedDispatcher
+    dispatcher: OrderedDispatcher[Item]
     referrals: MemoryReferrals
     messages: MemoryMessages
     pins: MemoryPins
+    service: ReferralService
+    clock: FakeClock
+    timers: FakeTimers
 
     async def event(self, raw: dict[str, Any]) -> None:
-        """Handle one event as the controller does, with the internal events it posts."""
+        """Handle one event as the controller does, with the events it posts."""
         self.dispatcher.submit(parse_event(raw))
         await self.dispatcher.drain()
 
+    async def advance(self, seconds: float) -> None:
+        """Let ``seconds`` pass on the controller's clock; timers due fire."""
+        self.timers.advance(seconds)
+        await self.dispatcher.drain()
+
+    @property
+    def queue(self) -> OperatorQueue:
+        return self.controller.queue
+
+    def call(self, cid: str) -> Call:
+        line = self.controller.registry.line(cid)
+        assert line is not None, f"no call {cid} in progress"
+        return line.call
+
     def posts(self) -> list[tuple[str, dict[str, str]]]:
         return [(r.path, r.query) for r in self.fake.requests() if r.method in ("POST", "DELETE")]
+
+    def services(self) -> Services:
+        return Services(self.controller, self.service, self.clock)
 
 
 def chan(cid: str, number: str = "0701234567", name: str | None = None) -> dict[str, Any]:
@@ -175,11 +112,27 @@ async def make_rig(settings: Settings, now: datetime) -> AsyncIterator[Rig]:
     calendar = Calendar(settings.hours_policy())
     referrals, messages, pins = MemoryReferrals(), MemoryMessages(), MemoryPins()
     service = ReferralService(referrals, messages, pins, settings, calendar)
-    board = Switchboard(ari, recorder, settings, calendar, lambda: now, service)
-    dispatcher = OrderedDispatcher(board.handle, key=board.key)
-    board.post = dispatcher.submit
+    clock = FakeClock(now)
+    timers = FakeTimers(clock)
+    controller = calls.wire(ari, settings, calendar, service, recorder, clock, timers)
+    dispatcher: OrderedDispatcher[Item] = OrderedDispatcher(controller.handle, controller.key)
+    controller.submit = dispatcher.submit
+    reconciliation = Reconciliation(ari, "vvk-pbx", controller, store, recorder, service, clock)
     try:
-        yield Rig(fake, board, store, recorder, dispatcher, referrals, messages, pins)
+        yield Rig(
+            fake,
+            controller,
+            reconciliation,
+            store,
+            recorder,
+            dispatcher,
+            referrals,
+            messages,
+            pins,
+            service,
+            clock,
+            timers,
+        )
     finally:
         await ari.close()
         await fake.stop()
@@ -204,6 +157,12 @@ def stasis(cid: str, at: datetime, *args: str, **chan_kw: Any) -> dict[str, Any]
         "args": list(args),
         "channel": chan(cid, **chan_kw),
     }
+
+
+def destroyed(cid: str, at: datetime = OPEN, cause: int = 16) -> dict[str, Any]:
+    """A channel's end as Asterisk tells it (Q.850 ``cause``: 16 normal, 17 busy, 19 no
+    answer, 26 answered elsewhere): a leg's only word of why it ended."""
+    return {"type": "ChannelDestroyed", "timestamp": ts(at), "cause": cause, "channel": chan(cid)}
 
 
 async def test_closed_call_hears_the_answering_machine_and_reaches_on_call(closed: Rig) -> None:
@@ -304,7 +263,8 @@ async def test_open_call_rings_every_operator_with_no_prompt_and_logs_rings(open
         }
     )
     assert ("channels/c3/answer", {}) in open_.posts()
-    assert ("channels/c3:op1", {"reason": "normal"}) in open_.posts()  # the other phone stops
+    # The other phone stops, told the call was answered elsewhere: no missed call on it.
+    assert ("channels/c3:op1", {"reason": "answered_elsewhere"}) in open_.posts()
     await open_.recorder.flush()
     record = open_.store.calls["c3"]
     assert (record.answered_by, record.rings, record.within_goal) == ("1002", 2, True)
@@ -328,6 +288,7 @@ def dial(leg: str, status: str, at: datetime = OPEN) -> dict[str, Any]:
 
 
 def ended(cid: str, at: datetime) -> dict[str, Any]:
+    """A caller's channel leaving our app (a leg's end is its ``destroyed``)."""
     return {"type": "StasisEnd", "timestamp": ts(at), "channel": chan(cid)}
 
 
@@ -340,8 +301,10 @@ async def test_when_every_operator_is_busy_the_caller_waits_with_welcome_and_rin
     open_: Rig,
 ) -> None:
     await open_.event(stasis("c5", OPEN, "inbound", "012319100"))
+    # A phone that answers 486 ends its leg with cause 17: ARI's dial sends no
+    # Dial BUSY (checked on Asterisk 22.10).
     for leg in ("c5:op1", "c5:op2"):
-        await open_.event(dial(leg, "BUSY"))
+        await open_.event(destroyed(leg, cause=17))
     assert open_.posts()[-2:] == [
         ("channels/c5/answer", {}),
         (
@@ -354,13 +317,21 @@ async def test_when_every_operator_is_busy_the_caller_waits_with_welcome_and_rin
     ]
     # Busy phones are left alone for a while: nothing rings again at once.
     assert created(open_) == ["c5:op1", "c5:op2"]
-    assert "c5" in open_.board.waiting
+    assert "c5" in open_.queue.waiting
+    await open_.recorder.flush()
+    assert [open_.store.legs[leg].status for leg in ("c5:op1", "c5:op2")] == ["BUSY", "BUSY"]
+    await open_.advance(29)
+    assert created(open_) == ["c5:op1", "c5:op2"]
+    # After the pause (on the controller's one clock) they are offered the caller again.
+    await open_.advance(1)
+    assert created(open_) == ["c5:op1", "c5:op2", "c5:op3", "c5:op4"]
 
 
 async def test_a_call_nobody_answers_overflows_to_the_configured_unit(open_: Rig) -> None:
     await open_.event(stasis("c5", OPEN, "inbound", "012319100"))
-    open_.board.post(internal_event(Overflow, "c5"))
-    await open_.dispatcher.drain()
+    await open_.advance(59)
+    assert created(open_) == ["c5:op1", "c5:op2"]
+    await open_.advance(1)
     # The operators' legs end and the unit's members ring, in directory order (A6).
     assert ("channels/c5:op1", {"reason": "normal"}) in [
         (r.path, r.query) for r in open_.fake.requests("DELETE")
@@ -376,7 +347,7 @@ async def test_a_call_nobody_answers_overflows_to_the_configured_unit(open_: Rig
     assert record.answered_by == "1102"
     assert (record.rings, record.within_goal) == (12, False)
     assert any(line.startswith("[A6] no person answered in 60 s") for line in record.trace)
-    assert all(op.call is None for op in open_.board.operators.values())
+    assert all(op.call is None for op in open_.queue.operators.values())
 
 
 async def test_with_no_overflow_group_the_call_goes_to_the_fallback(
@@ -387,8 +358,7 @@ async def test_with_no_overflow_group_the_call_goes_to_the_fallback(
     )
     async for rig in make_rig(settings, OPEN):
         await rig.event(stasis("c5", OPEN, "inbound", "012319100"))
-        rig.board.post(internal_event(Overflow, "c5"))
-        await rig.dispatcher.drain()
+        await rig.advance(60)
         assert rig.posts()[-1] == (
             "channels/c5/continue",
             {"context": "vvk-fallback-inbound", "extension": "s", "priority": "1"},
@@ -406,10 +376,12 @@ async def test_one_busy_operator_takes_the_external_caller_before_the_internal_o
         await rig.event(dial("e1:op1", "RINGING"))
         await rig.event(dial("e1:op1", "ANSWER", OPEN + timedelta(seconds=2)))
         # The operator is talking: an internal caller, then an external one, wait.
+        await rig.advance(5)
         await rig.event(stasis("i1", OPEN + timedelta(seconds=5), "internal", "9", number="1101"))
+        await rig.advance(3)
         await rig.event(stasis("e2", OPEN + timedelta(seconds=8), "inbound", "012319100"))
         assert created(rig) == ["e1:op1"]
-        assert set(rig.board.waiting) == {"i1", "e2"}
+        assert set(rig.queue.waiting) == {"i1", "e2"}
         assert tuple(p for p, _ in rig.posts() if p.endswith("/play")) == (
             "channels/i1/play",
             "channels/e2/play",
@@ -418,7 +390,7 @@ async def test_one_busy_operator_takes_the_external_caller_before_the_internal_o
         await rig.event(ended("e1", OPEN + timedelta(seconds=30)))
         assert created(rig) == ["e1:op1", "e2:op1"]
         await rig.event(dial("e2:op1", "ANSWER", OPEN + timedelta(seconds=31)))
-        await rig.event(ended("e2:op1", OPEN + timedelta(seconds=40)))
+        await rig.event(destroyed("e2:op1", OPEN + timedelta(seconds=40)))
         assert created(rig) == ["e1:op1", "e2:op1", "i1:op1"]
         await rig.recorder.flush()
         e2 = rig.store.calls["e2"]
@@ -443,15 +415,46 @@ async def test_longest_idle_rings_one_operator_per_caller(sample_settings: Setti
         assert endpoints == ["PJSIP/1001", "PJSIP/1002"]
         # 1001 lets it ring out: it goes to the back of the idle order; a goes back in line
         # ahead of c (arrival order) and rings 1001 again, the only free one.
-        await rig.event(dial("a:op1", "NOANSWER", OPEN + timedelta(seconds=18)))
+        await rig.advance(18)
+        await rig.event(destroyed("a:op1", OPEN + timedelta(seconds=18), cause=19))
         assert created(rig)[-1] == "a:op2"
-        assert rig.board.waiting.keys() == {"c"}
+        assert rig.queue.waiting.keys() == {"c"}
+        await rig.recorder.flush()
+        assert rig.store.legs["a:op1"].status == "NOANSWER"
 
 
 async def test_an_unexpected_error_sends_the_caller_to_the_fallback(open_: Rig) -> None:
-    open_.fake.fail["channels/create"] = 500
+    open_.fake.fail["bridges"] = 500
     await open_.event(stasis("c6", OPEN, "inbound", "012319100"))
     assert any(r.path == "channels/c6/continue" for r in open_.fake.requests("POST"))
+    await open_.recorder.flush()
+    assert open_.store.calls["c6"].outcome is Outcome.FALLBACK
+
+
+async def test_an_operator_phone_that_is_not_registered_is_skipped_and_the_other_rings(
+    open_: Rig,
+) -> None:
+    # Asterisk answers 500 "Allocation failed" for a phone with no registration.
+    open_.fake.fail_create["PJSIP/1002"] = 500
+    await open_.event(stasis("c6", OPEN, "inbound", "012319100"))
+    assert created(open_) == ["c6:op1", "c6:op2"]
+    assert not any(r.path.endswith("/continue") for r in open_.fake.requests("POST"))
+    await open_.event(dial("c6:op1", "ANSWER", OPEN + timedelta(seconds=5)))
+    await open_.recorder.flush()
+    record = open_.store.calls["c6"]
+    assert (record.answered_by, record.rings, record.outcome) == ("1001", 1, Outcome.ANSWERED)
+    assert open_.store.legs["c6:op2"].status == "CHANUNAVAIL"
+    # The offline phone is left alone for a while, as a busy one is (A6).
+    assert open_.queue.operators["1002"].unavailable_until is not None
+
+
+async def test_a_person_whose_phone_is_not_registered_gets_the_menu(open_: Rig) -> None:
+    open_.fake.fail_create["PJSIP/1101"] = 500
+    await open_.event(stasis("p0", OPEN, "inbound", "0123191101"))
+    assert played_media(open_, "p0") == [
+        "sound:vvk/name-1101,sound:vvk/not-answering,sound:vvk/referral-menu"
+    ]
+    assert not any(r.path.endswith("/continue") for r in open_.fake.requests("POST"))
 
 
 async def test_a_caller_who_is_already_gone_is_not_sent_anywhere(open_: Rig) -> None:
@@ -486,7 +489,7 @@ async def test_an_on_call_number_that_fails_stops_the_ring_tone_and_falls_back(c
     await closed.event(stasis("c9", CLOSED, "inbound", "012319100"))
     await closed.event({"type": "ChannelDtmfReceived", "digit": "1", "channel": chan("c9")})
     closed.fake.reset()
-    await closed.event({"type": "Dial", "dialstatus": "NOANSWER", "peer": chan("c9:oncall1")})
+    await closed.event(destroyed("c9:oncall1", CLOSED, cause=19))
     paths = [p for p, _ in closed.posts()]
     assert paths.index("playbacks/c9:pb2") < paths.index("channels/c9/continue")
 
@@ -517,19 +520,20 @@ async def test_resync_ends_or_hands_over_what_no_one_controls(open_: Rig) -> Non
             {"id": cid, "name": cid, "dialplan": {"app_name": "Stasis", "app_data": data}}
         )
 
-    await open_.board.resync(
+    await open_.reconciliation.take_over(
         [
             left("a", "vvk-pbx,inbound,012319100"),
             left("b", "vvk-pbx,leg,a"),
             left("c", "vvk-pbx,internal,1102"),
             left("d", "other,x"),
-        ],
-        "vvk-pbx",
+            left("e", "vvk-pbx,feature,*98#"),
+        ]
     )
 
     def stops(cid: str) -> list[tuple[str, dict[str, str]]]:
-        # The old process's playbacks are stopped first: a playing channel leaves Stasis late.
-        return [(f"playbacks/{cid}:pb{n}", {}) for n in range(1, 5)]
+        # The old process's playbacks are stopped first, every id a call's playbacks
+        # can have: a playing channel leaves Stasis only when its playback ends.
+        return [(f"playbacks/{cid}:pb{n}", {}) for n in range(1, 17)]
 
     assert open_.posts() == [
         *stops("a"),
@@ -543,24 +547,27 @@ async def test_resync_ends_or_hands_over_what_no_one_controls(open_: Rig) -> Non
             "channels/c/continue",
             {"context": "vvk-fallback-internal", "extension": "1102", "priority": "1"},
         ),
+        *stops("e"),
+        # A dial code goes to the feature fallback, which says the service is away.
+        (
+            "channels/e/continue",
+            {"context": "vvk-fallback-feature", "extension": "s", "priority": "1"},
+        ),
     ]
 
 
 async def test_resync_records_the_hand_over_in_the_call_log(open_: Rig) -> None:
     earlier = CallRecord.arrive("a", "0701234567", "012319100", OPEN, _route_of(open_))
     open_.store.calls["a"] = earlier
-
-    async def lookup(call_id: str) -> CallRecord | None:
-        return open_.store.calls.get(call_id)
-
-    orphan = Channel.parse(
-        {
-            "id": "a",
-            "name": "a",
-            "dialplan": {"app_name": "Stasis", "app_data": "vvk-pbx,inbound,012319100"},
-        }
-    )
-    await open_.board.resync([orphan], "vvk-pbx", lookup)
+    orphan = {
+        "id": "a",
+        "name": "a",
+        "dialplan": {"app_name": "Stasis", "app_data": "vvk-pbx,inbound,012319100"},
+    }
+    open_.fake.channels = [orphan]
+    channels = await open_.reconciliation.resync()
+    assert open_.store.calls["a"].outcome is Outcome.IN_PROGRESS, "resync needs no database"
+    await open_.reconciliation.follow_up(channels)
     await open_.recorder.flush()
     record = open_.store.calls["a"]
     assert record.outcome is Outcome.FALLBACK
@@ -568,8 +575,9 @@ async def test_resync_records_the_hand_over_in_the_call_log(open_: Rig) -> None:
 
 
 def _route_of(rig: Rig) -> Route:
+    policy = rig.controller.policy
     return route(
-        CallKind.INBOUND, "0701234567", "012319100", OPEN, rig.board.calendar, rig.board.numbering
+        CallKind.INBOUND, "0701234567", "012319100", OPEN, policy.calendar, policy.numbering
     )
 
 
@@ -590,7 +598,7 @@ async def answered_by_operator(rig: Rig, cid: str = "t1") -> None:
     await rig.event(stasis(cid, OPEN, "inbound", "012319100"))
     await rig.event(dial(f"{cid}:op1", "RINGING"))
     await rig.event(dial(f"{cid}:op1", "ANSWER", OPEN + timedelta(seconds=3)))
-    await rig.event(ended(f"{cid}:op2", OPEN + timedelta(seconds=3)))  # lost the race
+    await rig.event(destroyed(f"{cid}:op2", OPEN + timedelta(seconds=3), cause=26))  # lost
 
 
 async def test_an_operator_transfers_a_caller_from_the_phone(open_: Rig) -> None:
@@ -618,8 +626,8 @@ async def test_an_operator_transfers_a_caller_from_the_phone(open_: Rig) -> None
     ]
     # Asterisk repeats the event with the state we reported: nothing more to do.
     await open_.event(refer("t1:op1", "1201", state="channel_answered"))
-    await open_.event(ended("t1:op1", OPEN + timedelta(seconds=20)))
-    assert "t1" in open_.board.calls, "the operator leaving does not end a transferred call"
+    await open_.event(destroyed("t1:op1", OPEN + timedelta(seconds=20)))
+    assert open_.call("t1"), "the operator leaving does not end a transferred call"
     await open_.event(dial("t1:xfer3", "RINGING", OPEN + timedelta(seconds=20)))
     await open_.event(dial("t1:xfer3", "ANSWER", OPEN + timedelta(seconds=26)))
     await open_.recorder.flush()
@@ -632,7 +640,7 @@ async def test_an_operator_transfers_a_caller_from_the_phone(open_: Rig) -> None
         OPEN + timedelta(seconds=20),
         OPEN + timedelta(seconds=26),
     )
-    assert open_.board.operators["1001"].call is None, "the operator is free again"
+    assert open_.queue.operators["1001"].call is None, "the operator is free again"
 
 
 async def test_a_refer_to_an_unknown_number_is_declined_and_the_call_stays(open_: Rig) -> None:
@@ -642,7 +650,7 @@ async def test_a_refer_to_an_unknown_number_is_declined_and_the_call_stays(open_
     assert open_.posts()[before:] == [
         ("channels/t1:op1/transfer_progress", {"states": "channel_declined"})
     ]
-    assert open_.board.calls["t1"].connected_leg == "t1:op1"
+    assert open_.call("t1").state == Connected("t1:op1", "1001")
 
 
 async def test_an_unanswered_transfer_to_an_operator_comes_back_to_the_switchboard(
@@ -650,13 +658,17 @@ async def test_an_unanswered_transfer_to_an_operator_comes_back_to_the_switchboa
 ) -> None:
     await answered_by_operator(open_)
     await open_.event(refer("t1:op1", "1002"))
-    await open_.event(ended("t1:op1", OPEN + timedelta(seconds=20)))
-    await open_.event(dial("t1:xfer3", "NOANSWER", OPEN + timedelta(seconds=80)))
+    await open_.event(destroyed("t1:op1", OPEN + timedelta(seconds=20)))
+    await open_.advance(80)
+    await open_.event(destroyed("t1:xfer3", OPEN + timedelta(seconds=80), cause=19))
     assert created(open_)[-2:] == ["t1:op4", "t1:op5"]
     await open_.recorder.flush()
     assert "[A6] the transfer was not answered: back to the switchboard" in (
         open_.store.calls["t1"].trace
     )
+    # Back in line it overflows like any call nobody answers (A6): it never waits forever.
+    await open_.advance(60)
+    assert [leg for leg in created(open_) if ":ovf" in leg] == ["t1:ovf6", "t1:ovf7", "t1:ovf8"]
 
 
 async def test_a_transfer_to_a_referred_person_gives_the_referral_and_keeps_it(
@@ -671,17 +683,17 @@ async def test_a_transfer_to_a_referred_person_gives_the_referral_and_keeps_it(
     )
     assert played_media(open_, "t1")[-1] == referral_menu
     # The operator's leg ends after the hand-over: the caller stays in the menu.
-    await open_.event(ended("t1:op1", OPEN + timedelta(seconds=20)))
+    await open_.event(destroyed("t1:op1", OPEN + timedelta(seconds=20)))
     assert played_media(open_, "t1")[-1] == referral_menu
-    assert open_.board.calls["t1"].state == "menu"
+    assert open_.call("t1").state == Menu("1201")
     assert not [leg for leg in created(open_) if "xfer" in leg], "1201 never rang"
 
 
 async def test_an_unanswered_transfer_to_a_person_gets_the_menu(open_: Rig) -> None:
     await answered_by_operator(open_)
     await open_.event(refer("t1:op1", "1201"))
-    await open_.event(ended("t1:op1", OPEN + timedelta(seconds=20)))
-    await open_.event(dial("t1:xfer3", "NOANSWER", OPEN + timedelta(seconds=44)))
+    await open_.event(destroyed("t1:op1", OPEN + timedelta(seconds=20)))
+    await open_.event(destroyed("t1:xfer3", OPEN + timedelta(seconds=44), cause=19))
     assert played_media(open_, "t1")[-1] == (
         "sound:vvk/name-1201,sound:vvk/not-answering,sound:vvk/referral-menu"
     )
@@ -692,7 +704,7 @@ async def test_the_transfer_api_checks_then_transfers(open_: Rig) -> None:
 
     from vvk_pbx.http.api import make_app
 
-    app = make_app(open_.board, lambda: {"ari_connected": True})
+    app = make_app(open_.services(), lambda: {"ari_connected": True})
     async with TestClient(TestServer(app)) as client:
         response = await client.post("/calls/nope/transfer", json={"to": "1201"})
         assert (response.status, await response.json()) == (
@@ -712,7 +724,7 @@ async def test_the_transfer_api_checks_then_transfers(open_: Rig) -> None:
             response = await client.post("/calls/t1/transfer", data=body)
             assert response.status == 422
             assert reason in (await response.json())["error"]
-        assert open_.board.calls["t1"].connected_leg == "t1:op1", "refusals change nothing"
+        assert open_.call("t1").state == Connected("t1:op1", "1001"), "refusals change nothing"
         response = await client.post("/calls/t1/transfer", json={"to": "1201"})
         assert (response.status, await response.json()) == (
             202,
@@ -727,10 +739,11 @@ async def test_the_transfer_api_checks_then_transfers(open_: Rig) -> None:
 async def test_a_finished_call_leaves_nothing_behind(open_: Rig) -> None:
     await answered_by_operator(open_, "f1")
     await open_.event(ended("f1", OPEN + timedelta(seconds=30)))
-    await open_.event(ended("f1:op1", OPEN + timedelta(seconds=30)))
-    board = open_.board
-    assert (board.calls, board.leg_owner, board.waiting) == ({}, {}, {})
-    assert all(op.call is None for op in board.operators.values())
+    await open_.event(destroyed("f1:op1", OPEN + timedelta(seconds=30)))
+    registry = open_.controller.registry
+    assert (registry.lines, registry.owner, open_.queue.waiting) == ({}, {}, {})
+    assert all(op.call is None for op in open_.queue.operators.values())
+    assert open_.timers.running() == set(), "its overflow timer went with it"
     await open_.recorder.flush()
     assert open_.store.legs["f1:op1"].ended_at == OPEN + timedelta(seconds=30)
 
@@ -865,9 +878,7 @@ async def test_the_return_heard_is_when_the_persons_unit_answers_again(open_: Ri
         "sound:vvk/at-clock,sound:vvk/num-9,sound:vvk/referral-menu"
     ]
     [referral] = open_.referrals.referrals
-    service = open_.board.referrals
-    assert service is not None
-    body = service.referral_json(referral)
+    body = views.referral_json(open_.service, referral)
     assert (body["end"], body["announced_end"]) == (
         "2026-11-30T15:30:00+01:00",
         "2026-12-01T09:00:00+01:00",
@@ -885,6 +896,7 @@ async def test_voicemail_is_recorded_and_enters_the_ledger_with_its_deadline(
     [record_request] = [r for r in open_.fake.requests("POST") if r.path == "channels/p2/record"]
     assert record_request.query["name"] == "vm-1101-p2"
     assert record_request.query["maxDurationSeconds"] == "120"
+    await open_.advance(7)  # the caller speaks
     await open_.event(
         {
             "type": "RecordingFinished",
@@ -899,7 +911,7 @@ async def test_voicemail_is_recorded_and_enters_the_ledger_with_its_deadline(
     )
     [message] = open_.messages.messages
     assert (message.extension, message.caller, message.duration_s) == ("1101", "0701234567", 7.0)
-    # left Monday 10:00:07: 2 working days later (V2)
+    # left Monday 10:00:07 on the controller's clock: 2 working days later (V2)
     assert message.left_at == OPEN + timedelta(seconds=7)
     assert message.deadline_at == OPEN + timedelta(days=2, seconds=7)
     assert played_media(open_, "p2")[-1] == "sound:vvk/voicemail-saved"
@@ -954,7 +966,7 @@ async def test_a_ledger_that_fails_gets_the_message_from_the_spool_later(
 
     # The next round of recovery finds it in Asterisk's spool.
     open_.fake.stored["vm-1101-p5"] = wav(9.0)
-    added = await open_.board.recover_messages(lookup(open_))
+    added = await open_.reconciliation.recover_messages()
     [message] = open_.messages.messages
     assert added == [message]
     assert (message.id, message.extension, message.caller, message.duration_s) == (
@@ -964,18 +976,11 @@ async def test_a_ledger_that_fails_gets_the_message_from_the_spool_later(
         9.0,
     )
     assert message.recording == "vm-1101-p5"
-    assert await open_.board.recover_messages(lookup(open_)) == [], "only once"
+    assert await open_.reconciliation.recover_messages() == [], "only once"
     await open_.recorder.flush()
     record = open_.store.calls["p5"]
     assert record.outcome is Outcome.VOICEMAIL and record.ended_at is not None
     assert "recovered from Asterisk's spool" in record.trace[-1]
-
-
-def lookup(rig: Rig) -> Any:
-    async def find(call_id: str) -> CallRecord | None:
-        return rig.store.calls.get(call_id)
-
-    return find
 
 
 async def test_calls_that_ended_unfollowed_get_an_end_in_the_log(open_: Rig) -> None:
@@ -989,7 +994,7 @@ async def test_calls_that_ended_unfollowed_get_an_end_in_the_log(open_: Rig) -> 
     await open_.recorder.flush()
     stale_g5 = replace(open_.store.calls["g5"], ended_at=None)  # its last write "pending"
     rows = [gone, alive, done, open_.store.calls["g4"], stale_g5]
-    assert open_.board.close_orphans(["g2"], rows) == 1
+    assert open_.reconciliation.close_orphans(["g2"], rows) == 1
     await open_.recorder.flush()
     closed = open_.store.calls["g1"]
     assert closed.ended_at is not None and closed.outcome is Outcome.ABANDONED
@@ -1011,9 +1016,9 @@ async def test_recovery_leaves_calls_in_progress_and_other_databases_alone(open_
             "greeting-1101": wav(2.0),  # not a message
         }
     )
-    assert await open_.board.recover_messages(lookup(open_)) == []
+    assert await open_.reconciliation.recover_messages() == []
     open_.fake.fail["recordings/stored"] = 500
-    assert await open_.board.recover_messages(lookup(open_)) == [], "ARI failing: no harm"
+    assert await open_.reconciliation.recover_messages() == [], "ARI failing: no harm"
 
 
 async def test_a_dial_code_while_the_database_is_down_gets_a_spoken_apology(
@@ -1047,7 +1052,7 @@ async def test_a_person_who_does_not_answer_gets_the_menu_without_a_referral(
     await open_.event(stasis("p4:ext1", OPEN, "leg", "p4", name="PJSIP/1101-1"))
     [dial_request] = [r for r in open_.fake.requests("POST") if r.path == "channels/p4:ext1/dial"]
     assert dial_request.query["timeout"] == "24"  # four rings of the 6 s cadence
-    await open_.event(dial("p4:ext1", "NOANSWER", OPEN + timedelta(seconds=24)))
+    await open_.event(destroyed("p4:ext1", OPEN + timedelta(seconds=24), cause=19))
     assert played_media(open_, "p4") == [
         "sound:vvk/name-1101,sound:vvk/not-answering,sound:vvk/referral-menu"
     ]
@@ -1071,7 +1076,7 @@ async def test_an_answer_that_fails_matters_only_if_the_caller_is_still_unanswer
     went_to_fallback = any(r.path == "channels/a1/continue" for r in open_.fake.requests("POST"))
     assert went_to_fallback is not connected
     if connected:
-        assert open_.board.calls["a1"].connected_leg == "a1:op1"
+        assert open_.call("a1").state == Connected("a1:op1", "1001")
 
 
 async def test_the_referral_and_ledger_api(open_: Rig) -> None:
@@ -1079,7 +1084,7 @@ async def test_the_referral_and_ledger_api(open_: Rig) -> None:
 
     from vvk_pbx.http.api import make_app
 
-    app = make_app(open_.board, lambda: {"ari_connected": True})
+    app = make_app(open_.services(), lambda: {"ari_connected": True})
     async with TestClient(TestServer(app)) as client:
         response = await client.put(
             "/referrals/1101", json={"reason": 2, "until": "2026-11-30T14:30", "note": "Budget"}
@@ -1131,7 +1136,7 @@ async def test_the_referral_and_ledger_api(open_: Rig) -> None:
         assert (await (await client.delete("/referrals/1101")).json()) == {"cleared": False}
         assert (await client.delete("/referrals/1999")).status == 404
 
-        await open_.board.referrals.message_left(
+        await open_.service.message_left(
             "1101", "0701234567", "m1", OPEN - timedelta(days=7), 12.0, "vm-1101-m1"
         )
         ledger = await (await client.get("/messages?overdue=true")).json()
@@ -1170,7 +1175,7 @@ async def test_another_persons_phone_with_the_right_pin_and_a_lock_after_wrong_o
 
 async def test_staff_listen_to_their_messages_behind_the_pin(open_: Rig) -> None:
     open_.pins.records["1101"] = PinRecord.create("1101", "4711")
-    await open_.board.referrals.message_left(
+    await open_.service.message_left(
         "1101", "0701", "m1", OPEN - timedelta(hours=1), 9.0, "vm-1101-m1"
     )
     await open_.event(stasis("v1", OPEN, "feature", "*98#", number="1101"))
@@ -1208,7 +1213,7 @@ async def test_the_api_refuses_deep_json_and_a_transfer_to_the_same_phone(open_:
     from vvk_pbx.http.api import make_app
 
     await answered_by_operator(open_)
-    app = make_app(open_.board, lambda: {"ari_connected": True})
+    app = make_app(open_.services(), lambda: {"ari_connected": True})
     async with TestClient(TestServer(app)) as client:
         deep = "[" * 30000 + "]" * 30000
         response = await client.post("/calls/t1/transfer", data=deep)
@@ -1228,7 +1233,7 @@ async def test_a_transferred_caller_who_chooses_nothing_goes_back_to_the_switchb
     await referred(open_, "1201")
     await answered_by_operator(open_)
     await open_.event(refer("t1:op1", "1201"))
-    await open_.event(ended("t1:op1", OPEN + timedelta(seconds=20)))
+    await open_.event(destroyed("t1:op1", OPEN + timedelta(seconds=20)))
     n = len(played_media(open_, "t1"))
     for i in range(3):  # the menu, then twice more
         await open_.event(finished("t1", n + i))
@@ -1237,30 +1242,21 @@ async def test_a_transferred_caller_who_chooses_nothing_goes_back_to_the_switchb
     assert "[A6] no choice after a transfer: the switchboard" in open_.store.calls["t1"].trace
 
 
-async def test_a_silent_pin_entry_ends_politely(
-    open_: Rig, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import vvk_pbx.services.switchboard as sb
-
-    monkeypatch.setattr(sb, "PIN_WAIT_S", 0.05)
+async def test_a_silent_pin_entry_ends_politely(open_: Rig) -> None:
     await open_.event(stasis("s1", OPEN, "feature", "*98#", number="1101"))
     await open_.event(finished("s1", 1))  # the PIN prompt ended; nothing pressed
-    await asyncio.sleep(0.2)
-    await open_.dispatcher.drain()
+    await open_.advance(9)
+    assert played_media(open_, "s1") == ["sound:vvk/voicemail-pin"]
+    await open_.advance(1)
     assert played_media(open_, "s1")[-1] == "sound:vvk/goodbye"
     await open_.event(finished("s1", 2))
     assert open_.posts()[-1] == ("channels/s1", {"reason": "normal"})
 
 
-async def test_a_stale_pin_timeout_does_nothing(
-    open_: Rig, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import vvk_pbx.services.switchboard as sb
-
-    monkeypatch.setattr(sb, "PIN_WAIT_S", 0.05)
+async def test_a_stale_pin_timeout_does_nothing(open_: Rig) -> None:
     await open_.event(stasis("s2", OPEN, "feature", "*98#", number="1101"))
     await open_.event(finished("s2", 1))
+    await open_.advance(5)
     await open_.event(dtmf("s2", "4"))  # typing has begun
-    await asyncio.sleep(0.2)
-    await open_.dispatcher.drain()
+    await open_.advance(60)
     assert played_media(open_, "s2") == ["sound:vvk/voicemail-pin"]

@@ -1,0 +1,253 @@
+"""The controller: the ordered dispatcher's handler. Translate an ARI event, decide, act.
+
+For each event: which call it is about (``key``: a leg's events are ordered
+with its call's), what it means for the call (a ``CallEvent``), the flow's
+decision (``domain.callflow.decide``, pure), the executor's acts, and the
+call's record saved once if it changed. Every decision is logged as
+``call=<id> <state> -> <event> -> <state>``. An unexpected error sends the
+caller to the dialplan fallback, never into silence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from vvk_pbx.ari.client import AriNotFoundError
+from vvk_pbx.ari.models import (
+    ChannelDestroyed,
+    ChannelDtmfReceived,
+    ChannelTransfer,
+    Dial,
+    Event,
+    PlaybackFinished,
+    RecordingFailed,
+    RecordingFinished,
+    StasisEnd,
+    StasisStart,
+)
+from vvk_pbx.domain.callflow.call import Call, Context, Policy
+from vvk_pbx.domain.callflow.commands import Command
+from vvk_pbx.domain.callflow.decide import arrive, decide
+from vvk_pbx.domain.callflow.events import (
+    Arrived,
+    CallerGone,
+    CallEvent,
+    Digit,
+    LegGone,
+    Offered,
+    PromptDone,
+    PromptFailed,
+    RecordingDone,
+    TransferRequested,
+    describe,
+)
+from vvk_pbx.domain.callflow.flows.common import fall_back
+from vvk_pbx.domain.callflow.flows.transfer import check
+from vvk_pbx.domain.callflow.states import label
+from vvk_pbx.domain.calls import CallRecord, Outcome
+from vvk_pbx.domain.routing import CallKind
+from vvk_pbx.services.calls.executor import Executor
+from vvk_pbx.services.calls.registry import Line, Registry
+from vvk_pbx.services.clock import Clock
+from vvk_pbx.services.operator_queue import OperatorQueue
+from vvk_pbx.services.recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Posted:
+    """An event the controller posts to a call's own worker, behind the call's ARI events:
+    an offer, a timer, the API's transfer, what resync found."""
+
+    call_id: str
+    event: CallEvent
+
+
+Item = Event | Posted
+
+
+class CallController:
+    """Handles every event of the Stasis app; ``key`` tells the dispatcher which call.
+
+    ``submit`` queues an item behind the call's own events (the dispatcher's
+    ``submit``, set when it is made); ``post`` is the way the queue, the timers,
+    the API and resync reach a call.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        executor: Executor,
+        queue: OperatorQueue,
+        recorder: Recorder,
+        policy: Policy,
+        clock: Clock,
+    ) -> None:
+        self.registry = registry
+        self.executor = executor
+        self.queue = queue
+        self.recorder = recorder
+        self.policy = policy
+        self.clock = clock
+        self.submit: Callable[[Item], None] = _not_wired
+
+    def post(self, call_id: str, event: CallEvent) -> None:
+        self.submit(Posted(call_id, event))
+
+    def key(self, item: Item) -> str:
+        if isinstance(item, Posted):
+            return item.call_id
+        return self.registry.key(item.channel_id or "")
+
+    # ----- the API's way in ---------------------------------------------------------------
+
+    def calls(self) -> list[Call]:
+        """The calls in progress, as the flows see them."""
+        return [line.call for line in self.registry]
+
+    def request_transfer(self, call_id: str, to: str) -> None:
+        """Check, then queue the transfer behind the call's own events (A5). Raises
+        ``TransferError`` (404, 409, 422) when it cannot be done now."""
+        line = self.registry.line(call_id)
+        check(line.call if line else None, call_id, to, self.policy)
+        self.post(call_id, TransferRequested(to, None, "the API"))
+
+    # ----- handling -------------------------------------------------------------------------
+
+    async def handle(self, item: Item) -> None:
+        try:
+            if isinstance(item, StasisStart) and item.args[:1] != ("leg",):
+                await self._arrived(item)
+            else:
+                line = self.registry.line(self.key(item))
+                if line is not None:
+                    await self._run(line, await self._translate(line, item))
+                elif isinstance(item, Posted) and isinstance(item.event, Offered):
+                    self.queue.give_back(item.call_id, item.event.extensions)  # call over
+                elif isinstance(item, StasisStart):
+                    await self.executor.hang_up_stray(item.channel.id)
+        finally:
+            self.queue.dispatch()
+
+    def _at(self, event: Event) -> datetime:
+        # Asterisk's own time of the event (A1); the fake ARI may omit it.
+        return event.timestamp or self.clock.real()
+
+    async def _translate(self, line: Line, item: Item) -> list[CallEvent]:
+        """What an event means for the call of ``line``; leg events also update the legs'
+        records and the queue (the executor's mechanics)."""
+        executor = self.executor
+        if isinstance(item, Posted):
+            if isinstance(item.event, LegGone):  # resync: a leg whose channel vanished
+                return executor.leg_ended(line, item.event.leg, None, item.event.at)
+            return [item.event]
+        channel = item.channel_id or ""
+        is_caller = channel == line.id
+        if isinstance(item, StasisStart):
+            return await executor.leg_ready(line, channel)
+        if isinstance(item, Dial) and not is_caller:
+            return executor.leg_dialled(line, channel, item.dialstatus, self._at(item))
+        if isinstance(item, StasisEnd | ChannelDestroyed):
+            if is_caller:
+                return [CallerGone(self._at(item))]
+            if isinstance(item, ChannelDestroyed):
+                return executor.leg_ended(line, channel, item.cause, self._at(item))
+            return []  # a leg left the app; its ChannelDestroyed tells why
+        if isinstance(item, ChannelDtmfReceived) and is_caller:
+            return [Digit(item.digit)]
+        if isinstance(item, PlaybackFinished):
+            if item.playback.id != line.playback or line.token is None:
+                return []  # one we stopped
+            token, line.playback, line.token = line.token, None, None
+            if item.playback.state == "failed":  # the caller hung up during it
+                return [PromptFailed(token)]
+            return [PromptDone(token, self._at(item))]
+        if isinstance(item, ChannelTransfer) and not item.state:
+            # Asterisk repeats the event with each state we report: only the first asks.
+            leg = line.legs.get(item.source.id)
+            who = leg.who if leg is not None else item.source.id
+            return [TransferRequested(item.destination, item.source.id, f"{who}'s phone (REFER)")]
+        if isinstance(item, RecordingFinished | RecordingFailed) and is_caller:
+            recording = item.recording
+            duration = None if recording.duration_s is None else float(recording.duration_s)
+            return [RecordingDone(recording.name, duration, self._at(item))]
+        return []
+
+    async def _arrived(self, event: StasisStart) -> None:
+        channel = event.channel
+        if self.registry.line(channel.id) is not None:
+            return
+        try:
+            kind = CallKind(event.args[0]) if event.args else CallKind.INBOUND
+        except ValueError:
+            kind = CallKind.INBOUND
+        dialed = event.args[1] if len(event.args) > 1 else channel.exten
+        caller = channel.caller_number or channel.name
+        arrived = Arrived(kind, caller, dialed, self._at(event))
+        step = arrive(channel.id, arrived, Context(self.clock.now(), self.policy))
+        line = self.registry.add(step.call)
+        record = step.call.record
+        log.info(
+            "call %s from %s to %s: %s (%s)",
+            channel.id,
+            record.caller,
+            record.called,
+            step.call.route.value,
+            record.trace[-1] if record.trace else "",
+        )
+        await self._act(line, step.commands, [], None)
+
+    async def _run(self, line: Line, events: list[CallEvent]) -> None:
+        if events:
+            await self._act(line, (), events, line.call.record)
+
+    async def _act(
+        self,
+        line: Line,
+        commands: Sequence[Command],
+        pending: list[CallEvent],
+        record_before: CallRecord | None,
+    ) -> None:
+        """Carry out ``commands``, then decide every pending event in turn (what the
+        commands produced first); save the record once at the end if it changed."""
+        queue = list(pending)
+        try:
+            queue[:0] = await self.executor.run(line, commands)
+            while queue:
+                event = queue.pop(0)
+                before = line.call.state
+                step = decide(line.call, event, Context(self.clock.now(), self.policy))
+                line.call = step.call
+                log.info(
+                    "call=%s %s -> %s -> %s",
+                    line.id,
+                    label(before),
+                    describe(event),
+                    label(step.call.state),
+                )
+                queue[:0] = await self.executor.run(line, step.commands)
+        except AriNotFoundError as exc:
+            # The caller or a leg hung up while we acted: its StasisEnd ends the call.
+            log.info("call %s: %s is gone", line.id, exc.path)
+        except Exception:
+            log.exception("call %s: handling failed; sending the caller to the fallback", line.id)
+            await self._last_resort(line)
+        finally:
+            if line.call.record is not record_before:
+                self.recorder.save(line.call.record)
+
+    async def _last_resort(self, line: Line) -> None:
+        step = fall_back(line.call, Outcome.FALLBACK)
+        line.call = step.call
+        try:
+            await self.executor.run(line, step.commands)
+        except Exception:
+            log.exception("call %s: even the fallback failed", line.id)
+
+
+def _not_wired(item: Item) -> None:
+    raise RuntimeError("CallController.submit is not set: wire it to the dispatcher")

@@ -1,0 +1,210 @@
+"""Fakes that implement the ports, for component tests: stores in memory, a clock and
+timers the test moves by hand. The stores pass the same contract tests as the real
+ones (``tests/component/test_store_contracts.py``)."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+
+from vvk_pbx.domain.calls import CallRecord, Leg
+from vvk_pbx.domain.pins import PinRecord
+from vvk_pbx.domain.referral import Referral, Source, in_force
+from vvk_pbx.domain.voicemail import Message, Status
+from vvk_pbx.storage.calllog import StorageError
+
+
+@dataclass
+class MemoryStore:
+    """The recorder's port in memory; ``fail_next`` batches fail as a locked database does."""
+
+    calls: dict[str, CallRecord] = field(default_factory=dict)
+    legs: dict[str, Leg] = field(default_factory=dict)
+    fail_next: int = 0
+
+    async def save_batch(self, records: Sequence[CallRecord], legs: Sequence[Leg]) -> None:
+        if self.fail_next:
+            self.fail_next -= 1
+            raise StorageError("database is locked")
+        self.calls.update((r.id, r) for r in records)
+        self.legs.update((leg.id, leg) for leg in legs)
+
+    async def get_call(self, call_id: str) -> CallRecord | None:
+        return self.calls.get(call_id)
+
+    async def open_calls(self) -> list[CallRecord]:
+        return sorted(
+            (r for r in self.calls.values() if r.ended_at is None), key=lambda r: r.arrived_at
+        )
+
+
+@dataclass
+class MemoryReferrals:
+    """The referral store's port in memory (``storage.referrals.ReferralStore``)."""
+
+    referrals: list[Referral] = field(default_factory=list)
+    fail: int = 0  # how many calls fail next, as a locked database does
+
+    def _maybe_fail(self) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise StorageError("database is locked")
+
+    async def set(
+        self,
+        extension: str,
+        reason: int,
+        start: datetime,
+        end: datetime,
+        set_by: str,
+        source: Source,
+        note: str | None = None,
+    ) -> Referral:
+        self._maybe_fail()
+        if end <= start:
+            raise ValueError(f"the return time {end.isoformat()} is not after {start.isoformat()}")
+        current = in_force(self.referrals, extension, start)
+        if current is not None and current.start <= start:
+            self.referrals[self.referrals.index(current)] = current.cleared(start)
+        referral = Referral(str(uuid.uuid4()), extension, reason, start, end, set_by, source, note)
+        self.referrals.append(referral)
+        return referral
+
+    async def clear(self, extension: str, at: datetime) -> Referral | None:
+        self._maybe_fail()
+        current = in_force(self.referrals, extension, at)
+        if current is None:
+            return None
+        self.referrals[self.referrals.index(current)] = cleared = current.cleared(at)
+        return cleared
+
+    async def in_force(self, extension: str, now: datetime) -> Referral | None:
+        self._maybe_fail()
+        return in_force(self.referrals, extension, now)
+
+    async def all_in_force(self, now: datetime) -> dict[str, Referral]:
+        self._maybe_fail()
+        found = {in_force(self.referrals, r.extension, now) for r in self.referrals}
+        return {r.extension: r for r in found if r is not None}
+
+    async def history(self, extension: str) -> list[Referral]:
+        return sorted(
+            (r for r in self.referrals if r.extension == extension), key=lambda r: (r.start, r.id)
+        )
+
+
+@dataclass
+class MemoryMessages:
+    """The ledger's port in memory (``storage.voicemail.MessageStore``)."""
+
+    messages: list[Message] = field(default_factory=list)
+    fail: int = 0  # how many calls fail next, as a locked database does
+
+    def _maybe_fail(self) -> None:
+        if self.fail:
+            self.fail -= 1
+            raise StorageError("database is locked")
+
+    async def add(self, message: Message) -> None:
+        self._maybe_fail()
+        if any(m.id == message.id for m in self.messages):
+            raise StorageError(f"callback ledger: storing {message.id} failed: it exists")
+        self.messages.append(message)
+
+    async def get(self, message_id: str) -> Message | None:
+        self._maybe_fail()
+        return next((m for m in self.messages if m.id == message_id), None)
+
+    async def known(self, message_ids: list[str]) -> set[str]:
+        self._maybe_fail()
+        return {m.id for m in self.messages} & set(message_ids)
+
+    async def ledger(self, extensions: list[str] | None = None) -> list[Message]:
+        self._maybe_fail()
+        found = [m for m in self.messages if extensions is None or m.extension in extensions]
+        return sorted(found, key=lambda m: (m.left_at, m.id))
+
+    async def mark(
+        self, message_id: str, status: Status, at: datetime | None = None
+    ) -> Message | None:
+        self._maybe_fail()
+        for i, m in enumerate(self.messages):
+            if m.id != message_id:
+                continue
+            if m.status is Status.CALLED_BACK:
+                return m  # called back is final, as in the database (V2)
+            called_back_at = at if status is Status.CALLED_BACK else m.called_back_at
+            self.messages[i] = replace(m, status=status, called_back_at=called_back_at)
+            return self.messages[i]
+        return None
+
+
+@dataclass
+class MemoryPins:
+    records: dict[str, PinRecord] = field(default_factory=dict)
+
+    async def get(self, extension: str) -> PinRecord | None:
+        return self.records.get(extension)
+
+    async def put(self, record: PinRecord) -> None:
+        self.records[record.extension] = record
+
+
+class FakeClock:
+    """The controller's clock, moved only by the test. ``real()`` is ``now()`` minus
+    ``shift`` (a ``--clock`` shift; none by default)."""
+
+    def __init__(self, now: datetime, shift: timedelta = timedelta(0)) -> None:
+        self._now = now.astimezone(UTC)
+        self.shift = shift
+
+    def now(self) -> datetime:
+        return self._now
+
+    def real(self) -> datetime:
+        return self._now - self.shift
+
+    def advance(self, seconds: float) -> None:
+        self._now += timedelta(seconds=seconds)
+
+
+class FakeTimers:
+    """Timers on a ``FakeClock``: nothing fires until ``advance``."""
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self._due: list[tuple[datetime, int, tuple[str, str]]] = []
+        self._fire: dict[tuple[str, str], tuple[int, Callable[[], None]]] = {}
+        self._seq = itertools.count()
+
+    def start(self, key: tuple[str, str], delay_s: float, fire: Callable[[], None]) -> None:
+        n = next(self._seq)
+        self._fire[key] = (n, fire)
+        heapq.heappush(self._due, (self.clock.now() + timedelta(seconds=delay_s), n, key))
+
+    def cancel(self, key: tuple[str, str]) -> None:
+        self._fire.pop(key, None)
+
+    def cancel_owner(self, owner: str) -> None:
+        for key in [k for k in self._fire if k[0] == owner]:
+            del self._fire[key]
+
+    def running(self) -> set[tuple[str, str]]:
+        return set(self._fire)
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock and fire, in order, every timer due by then."""
+        end = self.clock.now() + timedelta(seconds=seconds)
+        while self._due and self._due[0][0] <= end:
+            due, n, key = heapq.heappop(self._due)
+            current = self._fire.get(key)
+            if current is None or current[0] != n:
+                continue  # cancelled or restarted
+            del self._fire[key]
+            self.clock.advance((due - self.clock.now()).total_seconds())
+            current[1]()
+        self.clock.advance((end - self.clock.now()).total_seconds())
