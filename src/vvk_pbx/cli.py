@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
@@ -22,6 +22,7 @@ from vvk_pbx.domain.calendar import (
     UnsupportedYearError,
 )
 from vvk_pbx.services import views
+from vvk_pbx.services.clock import SystemClock
 
 if TYPE_CHECKING:
     # Imported where used: the controller's wiring pulls in aiohttp and SQLAlchemy,
@@ -427,7 +428,7 @@ def bench(
     if not rate_list or any(r < 1 or r > 1000 for r in rate_list):
         raise typer.BadParameter("each rate must be 1–1000 calls/s", param_hint="--rates")
     _load_or_exit(config)  # a broken config is reported as such, before anything starts
-    started = datetime.now(UTC)
+    started = SystemClock().real()
     try:
         runs, description = run_bench(
             config or default_path(), rate_list, seconds, operators, _log, warmup
@@ -665,7 +666,7 @@ def _now() -> datetime:
 def _asterisk_now() -> datetime:
     # Asterisk's dialplan reads its own, real clock: what is rendered for it
     # (the fallback's special days and switches) is rendered around real time.
-    return datetime.now(UTC)
+    return SystemClock().real()
 
 
 def _require_root() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -205,3 +206,53 @@ async def test_a_database_where_no_directory_can_be_made_is_a_clear_error() -> N
 )
 def test_ops_may_give_a_path_or_a_url_without_a_driver(given: str, used: str) -> None:
     assert async_url(given) == used
+
+
+async def test_one_row_the_database_refuses_never_blocks_the_others(
+    store: CallLog, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A leg of a call the log does not have breaks a constraint on both databases;
+    # the rest of its batch is written, and the refused row is set aside, in the log.
+    from vvk_pbx.services.recorder import Recorder
+
+    recorder = Recorder(store, retry_s=0.01)
+    recorder.save(CallRecord.arrive("ok1", "0701", "012319100", T0, ROUTE))
+    recorder.save_leg(Leg("stray-1", "no-such-call", "PJSIP/1001", "op", T0))
+    recorder.save(CallRecord.arrive("ok2", "0702", "012319100", T0, ROUTE))
+    await asyncio.wait_for(recorder.flush(), 5)
+    assert {r.id for r in await store.list_calls()} == {"ok1", "ok2"}
+    assert recorder.set_aside == 1
+    assert "call log refused stray-1, set aside" in caplog.text
+    # The writer goes on: the next change is written as usual.
+    recorder.save(CallRecord.arrive("ok3", "0703", "012319100", T0, ROUTE))
+    await asyncio.wait_for(recorder.flush(), 5)
+    assert {r.id for r in await store.list_calls()} == {"ok1", "ok2", "ok3"}
+
+
+async def test_a_caller_id_of_any_length_and_characters_is_logged(store: CallLog) -> None:
+    # PostgreSQL refused a caller over 64 characters (and any NUL byte): the
+    # controller bounds them where they enter, and the call is logged.
+    from tests.unit.flowtable import ctx
+    from vvk_pbx.domain.callflow.decide import arrive
+    from vvk_pbx.domain.callflow.events import Arrived
+    from vvk_pbx.domain.routing import CallKind
+
+    odd = "+46" + "7" * 300 + "\x00<script>"
+    step = arrive("c9", Arrived(CallKind.INBOUND, odd, "012319100", T0), ctx(T0))
+    await store.save_call(step.call.record)
+    saved = await store.get_call("c9")
+    assert saved is not None and len(saved.caller) == 64 and saved.caller.startswith("+467777")
+    assert "[O1] caller id or number cut to 64 printable characters" in saved.trace
+
+
+async def test_the_sqlite_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:
+    # It holds callers' numbers and the PIN table (S1), like the ARI password.
+    file = tmp_path / "calls.sqlite3"
+    log = await CallLog.open(str(file))
+    await log.save_call(CallRecord.arrive("c1", "0701", "012319100", T0, ROUTE))
+    await log.close()
+    assert file.stat().st_mode & 0o777 == 0o600
+    file.chmod(0o644)  # an older installation's file is mended at the next open
+    log = await CallLog.open(str(file))
+    await log.close()
+    assert file.stat().st_mode & 0o777 == 0o600

@@ -1260,3 +1260,81 @@ async def test_a_stale_pin_timeout_does_nothing(open_: Rig) -> None:
     await open_.event(dtmf("s2", "4"))  # typing has begun
     await open_.advance(60)
     assert played_media(open_, "s2") == ["sound:vvk/voicemail-pin"]
+
+
+async def test_a_call_whose_end_was_lost_with_the_socket_is_reaped_at_resync(
+    sample_settings: Settings,
+) -> None:
+    settings = sample_settings.model_copy(update={"operators": sample_settings.operators[:1]})
+    async for rig in make_rig(settings, OPEN):
+        await answered_by_operator(rig, "r1")
+        await rig.event(stasis("r2", OPEN, "inbound", "012319100"))
+        assert "r2" in rig.queue.waiting, "1001 talks on r1"
+        # The websocket drops; r1's caller and its leg hang up meanwhile. After the
+        # reconnect Asterisk lists only r2.
+        rig.fake.channels = [chan("r2")]
+        await rig.reconciliation.resync()
+        await rig.dispatcher.drain()
+        assert rig.controller.registry.line("r1") is None
+        assert created(rig)[-1] == "r2:op1", "1001 is offered the next caller again"
+        await rig.recorder.flush()
+        assert rig.store.calls["r1"].ended_at is not None
+        assert rig.store.legs["r1:op1"].ended_at is not None
+
+
+async def test_a_dial_code_that_fails_goes_to_the_feature_fallback(open_: Rig) -> None:
+    open_.fake.fail["channels/k9/play"] = 500  # an unexpected error while it is read back
+    await open_.event(stasis("k9", OPEN, "feature", "*23*2*1430#", number="1101"))
+    assert open_.posts()[-1] == (
+        "channels/k9/continue",
+        {"context": "vvk-fallback-feature", "extension": "s", "priority": "1"},
+    )
+
+
+async def test_a_mailbox_whose_ledger_fails_says_so_and_hangs_up(open_: Rig) -> None:
+    open_.pins.records["1101"] = PinRecord.create("1101", "4711")
+    await open_.service.message_left(
+        "1101", "0701", "m1", OPEN - timedelta(hours=1), 9.0, "vm-1101-m1"
+    )
+    await open_.event(stasis("v3", OPEN, "feature", "*98#", number="1101"))
+    open_.messages.fail = 2  # the database goes away as the PIN is checked
+    for digit in "4711#":
+        await open_.event(dtmf("v3", digit))
+    assert played_media(open_, "v3")[-1] == "sound:vvk/fallback-feature-unavailable"
+    assert not any(r.path.endswith("/continue") for r in open_.fake.requests("POST"))
+    await open_.event(finished("v3", 2))
+    assert open_.posts()[-1] == ("channels/v3", {"reason": "normal"})
+
+
+async def test_a_fallback_the_dialplan_refuses_is_retried_then_the_caller_hung_up(
+    sample_settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = sample_settings.model_copy(
+        update={"queue": sample_settings.queue.model_copy(update={"overflow": ()})}
+    )
+    async for rig in make_rig(settings, OPEN):
+        rig.fake.fail["channels/c8/continue"] = 500
+        await rig.event(stasis("c8", OPEN, "inbound", "012319100"))
+        await rig.advance(60)  # nobody answers, no overflow group: the fallback
+        continues = [r for r in rig.fake.requests("POST") if r.path == "channels/c8/continue"]
+        assert len(continues) == 3
+        assert rig.posts()[-1] == ("channels/c8", {"reason": "normal"}), "never left in silence"
+        assert "the dialplan fallback failed 3 times: hanging up" in caplog.text
+
+
+async def test_zero_when_closed_plays_the_closed_message_twice_after_the_menu_replayed(
+    closed: Rig,
+) -> None:
+    # The menu's replays and the answering machine's are separate: the menu played
+    # three times, then 0, and the closed message still comes twice (H5).
+    await closed.referrals.set(
+        "1101", 4, CLOSED - timedelta(days=1), CLOSED + timedelta(days=3), "1101", Source.PHONE
+    )
+    await closed.event(stasis("z1", CLOSED, "inbound", "0123191101"))
+    await closed.event(finished("z1", 1))
+    await closed.event(finished("z1", 2))
+    await closed.event(dtmf("z1", "0"))
+    await closed.event(finished("z1", 4))
+    media = played_media(closed, "z1")
+    assert media[3].startswith("sound:vvk/welcome,sound:vvk/closed")
+    assert media[4].startswith("sound:vvk/repeat,sound:vvk/welcome,sound:vvk/closed")

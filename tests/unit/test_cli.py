@@ -422,3 +422,82 @@ def test_pins_are_set_and_refused_clearly(tmp_path: Path) -> None:
 )
 def test_the_ledger_table_speaks_swedish(row: dict[str, object], shown: str) -> None:
     assert _ledger_status(row) == shown
+
+
+def test_notes_and_names_are_shown_as_written_never_as_markup(tmp_path: Path) -> None:
+    db = ["--database", str(tmp_path / "calls.sqlite3")]
+    note = "möte [/x] [bold]om [red]budget"
+    result = runner.invoke(
+        app,
+        ["referrals", "set", "1101", "--reason", "2", "--from", "2026-11-30T09:00",
+         "--until", "2026-11-30T15:30", "--note", note, *db],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["referrals", "list", "--at", "2026-11-30T10:00", *db])
+    assert result.exit_code == 0, result.output
+    # Shown as typed (the table may wrap the cell), none of it taken for markup.
+    for piece in ("möte [/x]", "[bold]om", "[red]budget"):
+        assert piece in result.stdout
+
+
+def test_export_refuses_options_that_contradict_each_other(tmp_path: Path) -> None:
+    db = ["--database", str(tmp_path / "calls.sqlite3")]
+    runner.invoke(app, ["pins", "set", "1101", *db])  # makes the database
+    result = runner.invoke(app, ["calls", "export", "--json", "--format", "csv", *db])
+    assert result.exit_code == 2
+    assert "--json asks for JSON, --format for csv: give one" in result.output
+    result = runner.invoke(app, ["calls", "export", "--format", "csv", *db])
+    assert result.exit_code == 0 and result.stdout.startswith("id,direction,caller,called,")
+
+
+def simulated(*args: str, database: Path | None = None) -> tuple[int, str, str]:
+    db = ["--database", str(database)] if database is not None else []
+    return run("simulate", "--config", str(SAMPLE_CONFIG), *args, *db)
+
+
+def test_simulate_uses_the_stored_referrals_as_a_real_call_does(tmp_path: Path) -> None:
+    database = tmp_path / "calls.sqlite3"
+    runner.invoke(
+        app,
+        ["referrals", "set", "1101", "--reason", "2", "--from", "2026-11-30T08:00",
+         "--until", "2026-11-30T14:30", "--database", str(database)],
+    )  # fmt: skip
+    code, out, err = simulated(
+        "--at", "2026-11-30T10:00", "--from", "0701234567", "--to", "0123191101", "--json",
+        database=database,
+    )  # fmt: skip
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["action"], result["target"]) == ("extension", "1101")
+    assert {
+        "rule": "R5",
+        "decision": "1101 is referred (mote) until 2026-11-30T14:30:00+01:00",
+    } in (result["trace"])
+    assert (
+        "plays: name-1101, reason-2, and-back, today, at-clock, num-14, num-30, referral-menu"
+        in (result["happens"])
+    )
+    assert not any(line.startswith("rings") for line in result["happens"]), "1101 does not ring"
+
+
+def test_simulate_decodes_a_dial_code_and_stores_nothing(tmp_path: Path) -> None:
+    database = tmp_path / "calls.sqlite3"
+    runner.invoke(app, ["pins", "set", "1101", "--database", str(database)])
+    code, out, err = simulated(
+        "--at", "2026-11-30T10:00", "--from", "1101", "--to", "*23*2*1430#", database=database
+    )
+    assert code == 0, err
+    assert "[R2] referral set: mote until 2026-11-30T14:30:00+01:00" in out
+    assert "plays: code-referred, name-1101, reason-2" in out
+    result = runner.invoke(
+        app,
+        ["referrals", "list", "--at", "2026-11-30T11:00", "--json", "--database", str(database)],
+    )
+    assert json.loads(result.stdout) == [], "simulate stored nothing"
+
+
+@pytest.mark.parametrize("caller", ["abc", "", "0701;DROP", "++46"])
+def test_simulate_refuses_a_caller_that_is_no_number(caller: str) -> None:
+    code, _, err = simulated("--at", "2026-11-30T10:00", "--from", caller, "--to", "012319100")
+    assert code == 2
+    assert "is no phone number or extension" in err

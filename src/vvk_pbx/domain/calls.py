@@ -13,6 +13,17 @@ from enum import StrEnum
 
 from vvk_pbx.domain.routing import Route, rings, within_goal
 
+# The call log's caller and called columns hold this many characters: caller ids
+# and dialled strings come from outside, with any length and any characters.
+MAX_NUMBER = 64
+
+
+def bounded(value: str) -> str:
+    """``value`` as the call log can keep it: printable characters only, at most
+    ``MAX_NUMBER`` of them (the rest cut, marked with …)."""
+    clean = "".join(c if c.isprintable() else "?" for c in value)
+    return clean if len(clean) <= MAX_NUMBER else clean[: MAX_NUMBER - 1] + "…"
+
 
 class Outcome(StrEnum):
     """How a call ended (or ``in_progress`` while it lasts)."""
@@ -68,6 +79,7 @@ class CallRecord:
     def arrive(
         cls, call_id: str, caller: str, called: str, at: datetime, route: Route
     ) -> CallRecord:
+        """A new call's record; ``caller`` and ``called`` as ``bounded`` leaves them."""
         return cls(
             id=call_id,
             direction="external" if route.external else "internal",

@@ -9,17 +9,21 @@ stay few under load, where one per change cost more CPU than the call itself
 the batch in flight.
 A failed write (a locked or unreachable database) is retried with backoff;
 nothing is dropped while the process lives, and a newer state is never
-overwritten by an older one.
+overwritten by an older one. A batch the database refuses for its data
+(``RecordRefusedError``: a value too long, a constraint) is written row by row, so
+one bad row never blocks the others; a row refused on its own is set aside
+with an error in the log that holds the whole row (O1: nothing lost silently).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 from vvk_pbx.domain.calls import CallRecord, Leg
+from vvk_pbx.storage.calllog import RecordRefusedError
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ class Recorder:
         self._calls: dict[str, CallRecord] = {}
         self._legs: dict[str, Leg] = {}
         self._worker: asyncio.Task[None] | None = None
+        self.set_aside = 0  # rows the database refused, logged as errors
 
     def save(self, record: CallRecord) -> None:
         self._calls[record.id] = record
@@ -68,7 +73,10 @@ class Recorder:
                 records, self._calls = self._calls, {}
                 legs, self._legs = self._legs, {}
                 try:
-                    await self.store.save_batch(list(records.values()), list(legs.values()))
+                    try:
+                        await self.store.save_batch(list(records.values()), list(legs.values()))
+                    except RecordRefusedError:
+                        await self._row_by_row(records, legs)
                     delay = self.retry_s
                 except Exception as exc:
                     log.warning(
@@ -85,6 +93,24 @@ class Recorder:
                     delay = min(self.max_retry_s, delay * 2)
         finally:
             self._worker = None
+
+    async def _row_by_row(self, records: dict[str, CallRecord], legs: dict[str, Leg]) -> None:
+        """Write each row alone (calls first: legs refer to them), setting aside those the
+        database refuses; rows written are taken out of ``records``/``legs``, so a failure
+        of another kind puts back only what is left."""
+        for call_id, record in list(records.items()):
+            await self._one(call_id, record, self.store.save_batch([record], []))
+            del records[call_id]
+        for leg_id, leg in list(legs.items()):
+            await self._one(leg_id, leg, self.store.save_batch([], [leg]))
+            del legs[leg_id]
+
+    async def _one(self, key: str, row: CallRecord | Leg, write: Awaitable[None]) -> None:
+        try:
+            await write
+        except RecordRefusedError as exc:
+            self.set_aside += 1
+            log.error("call log refused %s, set aside: %s; the row: %r", key, exc, row)
 
     async def flush(self) -> None:
         """Wait until every record given so far is written."""

@@ -7,7 +7,10 @@ the Alembic migrations in ``migrations/`` when the store opens.
 Errors::
 
     StorageError(RuntimeError)   the database could not be opened, migrated or
-                                 written (the message names the URL and why)
+    │                            written (the message names the URL and why)
+    └── RecordRefusedError            the database answered, and refused the data of
+                                 a write (too long, a constraint): trying the
+                                 same rows again cannot help
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, create_engine, event, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
@@ -38,6 +41,18 @@ ENV_VAR = "VVK_PBX_DATABASE_URL"
 
 class StorageError(RuntimeError):
     """The call log could not be opened, migrated or written."""
+
+
+class RecordRefusedError(StorageError):
+    """The database refused the data of a write (SQLSTATE class 22 or 23, or SQLite's
+    integrity error): the same rows will be refused again."""
+
+
+def _refused(exc: SQLAlchemyError) -> bool:
+    if isinstance(exc, IntegrityError | DataError):
+        return True
+    code = str(getattr(getattr(exc, "orig", None), "sqlstate", "") or "")
+    return code[:2] in ("22", "23")  # data exception, integrity constraint violation
 
 
 def default_url(state_dir: Path) -> str:
@@ -64,7 +79,10 @@ def async_url(url: str) -> str:
 
 def _sqlite_file(url: str, create: bool) -> None:
     """Check a SQLite URL's file (``CallLog.open``): make its directory, or with
-    ``create`` False insist that the file is there. Raises ``StorageError``."""
+    ``create`` False insist that the file is there. The file holds callers' numbers
+    and the staff's PIN hashes (S1): it is made, or kept, readable by its owner
+    only (0600), and SQLite gives its -wal and -shm files the same mode.
+    Raises ``StorageError``."""
     path = url.split(":///", 1)[-1]
     if not path or path == ":memory:":
         return
@@ -75,6 +93,10 @@ def _sqlite_file(url: str, create: bool) -> None:
         )
     try:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        for file in (path, f"{path}-wal", f"{path}-shm"):
+            if os.path.exists(file) and os.stat(file).st_mode & 0o077:
+                os.chmod(file, 0o600)
     except OSError as exc:
         raise StorageError(f"{_safe(url)}: cannot open the call log: {exc}") from exc
 
@@ -162,7 +184,9 @@ class CallLog:
         """Insert or update calls, then legs (they refer to their call), in one transaction.
 
         One statement per table with many parameter sets: the recorder's group
-        commit. Raises ``StorageError``; then nothing of the batch is written.
+        commit. Raises ``RecordRefusedError`` when the database refused the data,
+        ``StorageError`` when it failed otherwise; then nothing of the batch is
+        written.
 
         SQLite is written by SQLAlchemy's synchronous driver on the event
         loop's own thread, a whole batch at once (about 0.3 ms). Through
@@ -188,7 +212,8 @@ class CallLog:
             except SQLAlchemyError as exc:
                 failure = exc
         ids = ", ".join(([r.id for r in records] + [leg.id for leg in legs_])[:5])
-        raise StorageError(f"call log write failed for {ids}: {failure}") from failure
+        error = RecordRefusedError if _refused(failure) else StorageError
+        raise error(f"call log write failed for {ids}: {failure}") from failure
 
     async def _write_async(
         self, call_rows: list[dict[str, Any]], leg_rows: list[dict[str, Any]]

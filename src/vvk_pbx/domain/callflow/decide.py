@@ -53,7 +53,7 @@ from vvk_pbx.domain.callflow.states import (
     State,
     VoicemailPrompt,
 )
-from vvk_pbx.domain.calls import CallRecord, Outcome
+from vvk_pbx.domain.calls import MAX_NUMBER, CallRecord, Outcome, bounded
 from vvk_pbx.domain.routing import Action, route
 
 Flow = Callable[[Call, CallEvent, Context], Step | None]
@@ -83,12 +83,17 @@ RINGING: dict[Purpose, Flow] = {
 
 def arrive(call_id: str, event: Arrived, ctx: Context) -> Step:
     """A new call: the route decides at the controller's ``now`` (H1–H4, A5, R2) and the
-    flow it names starts. The record arrives at Asterisk's ``event.at`` (A1)."""
+    flow it names starts. The record arrives at Asterisk's ``event.at`` (A1).
+
+    The caller id and the dialled string come from outside with any length and any
+    characters: they are bounded here, where they enter, so that one odd caller
+    never makes the call log refuse a row (O1)."""
     policy = ctx.policy
-    decision = route(
-        event.kind, event.caller, event.dialed, ctx.now, policy.calendar, policy.numbering
-    )
-    record = CallRecord.arrive(call_id, event.caller, event.dialed, event.at, decision)
+    caller, dialed = bounded(event.caller), bounded(event.dialed)
+    decision = route(event.kind, caller, dialed, ctx.now, policy.calendar, policy.numbering)
+    record = CallRecord.arrive(call_id, caller, dialed, event.at, decision)
+    if (caller, dialed) != (event.caller, event.dialed):
+        record = record.note(f"[O1] caller id or number cut to {MAX_NUMBER} printable characters")
     call = Call(call_id, record, Routing(), event.kind, decision.action, ctx.now)
     if decision.action is Action.ANSWERING_MACHINE:
         return answering_machine.start(call, ctx)
@@ -97,10 +102,10 @@ def arrive(call_id: str, event: Arrived, ctx: Context) -> Step:
     if decision.action is Action.EXTENSION and decision.target is not None:
         return person.reach(call, decision.target, Purpose.PERSON, ctx)
     if decision.action is Action.FEATURE_CODE:
-        return dial_code.start(call, event.dialed)
+        return dial_code.start(call, dialed)
     # No such number: the dialplan says so in words, as it does without the controller.
     ended = finish(call, event.at, Outcome.UNKNOWN_NUMBER, "no such number")
-    return Step(replace(ended, state=HandedOver()), (ToDialplan(FALLBACK_INTERNAL, event.dialed),))
+    return Step(replace(ended, state=HandedOver()), (ToDialplan(FALLBACK_INTERNAL, dialed),))
 
 
 def decide(call: Call, event: CallEvent, ctx: Context) -> Step:

@@ -68,7 +68,9 @@ CAUSE_STATUS = {
     44: "CONGESTION",
 }
 DIAL_FAILED = ("BUSY", "NOANSWER", "CHANUNAVAIL", "CONGESTION", "CANCEL", "DONTCALL", "TORTURE")
-CONTINUE_TRIES = 3  # the fallback's continue, before the caller is hung up instead
+# The fallback's continue is tried this often, at once (a dropped connection is
+# made anew by the next try), before the caller is hung up instead.
+CONTINUE_TRIES = 3
 
 
 class AriPort(Protocol):
@@ -288,7 +290,6 @@ class Executor:
                     CONTINUE_TRIES,
                     exc,
                 )
-                await asyncio.sleep(0.2 * attempt)
         log.error(
             "call %s: the dialplan fallback failed %d times: hanging up", line.id, CONTINUE_TRIES
         )
