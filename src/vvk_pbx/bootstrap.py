@@ -230,6 +230,8 @@ async def run(
         stream.stop()
         await events
         await recovery
+        for task in background:  # a follow-up waiting for the database: the next run's
+            task.cancel()
         await asyncio.gather(*background, return_exceptions=True)
         await dispatcher.drain()
         try:

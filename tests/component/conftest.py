@@ -8,12 +8,19 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.fakes import MemoryMessages, MemoryPins, MemoryReferrals
+from vvk_pbx.services.referrals import MessagePort, PinPort, ReferralPort
 from vvk_pbx.storage.calllog import CallLog
+from vvk_pbx.storage.pins import PinStore
+from vvk_pbx.storage.referrals import ReferralStore
 from vvk_pbx.storage.tables import metadata
+from vvk_pbx.storage.voicemail import MessageStore
 
 
 def _free_tcp_port() -> int:
@@ -96,11 +103,13 @@ def postgres_url() -> Iterator[str]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def call_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CallLog]:
-    """The database, migrated, once on SQLite and once on PostgreSQL; the PostgreSQL
-    tables are emptied afterwards (the cluster is shared by the session)."""
-    if request.param == "sqlite":
+@asynccontextmanager
+async def _database(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[CallLog]:
+    """The database, migrated: SQLite in ``tmp_path``, or the session's PostgreSQL,
+    whose tables are emptied afterwards."""
+    if kind == "sqlite":
         url = f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"
     else:
         url = request.getfixturevalue("postgres_url")
@@ -108,8 +117,36 @@ async def call_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     try:
         yield log
     finally:
-        if request.param == "postgresql":
+        if kind == "postgresql":
             tables = ", ".join(t.name for t in metadata.sorted_tables)
             async with log.engine.begin() as connection:
                 await connection.exec_driver_sql(f"TRUNCATE {tables}")
         await log.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def call_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[CallLog]:
+    """The call log, once on SQLite and once on PostgreSQL."""
+    async with _database(request.param, request, tmp_path) as log:
+        yield log
+
+
+@dataclass
+class Stores:
+    """The referral service's ports, in one backend."""
+
+    referrals: ReferralPort
+    messages: MessagePort
+    pins: PinPort
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Stores]:
+    """The stores in memory (the component tests' fakes) and in both databases: the
+    same contract tests hold for all three."""
+    if request.param == "memory":
+        yield Stores(MemoryReferrals(), MemoryMessages(), MemoryPins())
+        return
+    async with _database(request.param, request, tmp_path) as log:
+        engine = log.engine
+        yield Stores(ReferralStore(engine), MessageStore(engine), PinStore(engine))

@@ -110,6 +110,15 @@ async def test_a_reconnect_needs_no_database_and_calls_go_on(
     handle.database.unlink()  # the database is gone: the follow-up fails, nothing else
     for suffix in ("-wal", "-shm"):
         Path(f"{handle.database}{suffix}").unlink(missing_ok=True)
+    # Asterisk lists a caller another process left in our app: it goes to the
+    # fallback, and its call-log row cannot be read now.
+    handle.fake.channels = [
+        {
+            "id": "orphan",
+            "name": "PJSIP/trunk-orphan",
+            "dialplan": {"app_name": "Stasis", "app_data": "vvk-pbx,inbound,012319100"},
+        }
+    ]
     await handle.fake.drop_connections()
     await handle.fake.wait_connected(2)
     for _ in range(100):
@@ -118,6 +127,7 @@ async def test_a_reconnect_needs_no_database_and_calls_go_on(
             break
         await asyncio.sleep(0.05)
     assert (status, body["ari_connected"]) == (200, True)
+    assert any(r.path == "channels/orphan/continue" for r in handle.fake.requests("POST"))
     handle.fake.reset()
     await handle.fake.send_event(
         {

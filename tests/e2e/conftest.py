@@ -56,6 +56,24 @@ class PbxEnv:
         local.reload_dialplan(settings, calendar, self.layout, datetime.now(settings.site.tz))
         return settings
 
+    @contextlib.contextmanager
+    def registering_phones(self) -> Iterator[dict[str, str]]:
+        """Asterisk with ``[asterisk.phones] mode = "register"``, as in production: each
+        phone registers with its generated password (yielded, by extension); static
+        phones again afterwards."""
+        phones = self.settings.asterisk.phones.model_copy(update={"mode": "register"})
+        asterisk = self.settings.asterisk.model_copy(update={"phones": phones})
+        registering = self.settings.model_copy(update={"asterisk": asterisk})
+        calendar = Calendar(registering.hours_policy())
+        now = datetime.now(registering.site.tz)
+        local.install_config(registering, calendar, self.layout, now, lambda _: None)
+        local.cli(self.layout, "core reload")
+        try:
+            yield local.phone_secrets(registering, self.layout)
+        finally:
+            local.install_config(self.settings, calendar, self.layout, now, lambda _: None)
+            local.cli(self.layout, "core reload")
+
     @property
     def log_dir(self) -> Path:
         return self.layout.inside(local.CHROOT.log)

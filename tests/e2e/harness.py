@@ -32,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 
@@ -263,7 +264,8 @@ class Sipp:
         return path.read_text(errors="replace") if path.exists() else ""
 
 
-async def _spawn(pbx: Pbx, name: str, args: list[str]) -> Sipp:
+async def _spawn(pbx: Pbx, name: str, args: list[str], lasting: bool = True) -> Sipp:
+    """Start SIPp; a ``lasting`` one (a phone, a call) must still run once it has bound."""
     pbx.log_dir.mkdir(parents=True, exist_ok=True)
     prefix = pbx.log_dir / f"{name}-{os.getpid()}-{time.monotonic_ns()}"
     full = [
@@ -283,6 +285,8 @@ async def _spawn(pbx: Pbx, name: str, args: list[str]) -> Sipp:
             *full, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=asyncio.subprocess.STDOUT
         )
     sipp = Sipp(name, process, prefix, full)
+    if not lasting:
+        return sipp
     await asyncio.sleep(0.2)  # let it bind before anything calls it
     if process.returncode is not None:
         raise AssertionError(f"sipp {name} exited at once ({process.returncode}): {prefix}.out")
@@ -322,6 +326,42 @@ async def start_phone(
             str(talk_ms),
         ],
     )
+
+
+async def register(pbx: Pbx, extension: str, password: str, expires_s: int = 3600) -> None:
+    """Register ``extension`` from its phone's address (``[asterisk.phones] mode =
+    "register"``), as a desk phone does; a phone started there afterwards takes its calls.
+    ``expires_s`` 0 removes the registration."""
+    sipp = await _spawn(
+        pbx,
+        f"register-{extension}",
+        [
+            "-sf",
+            str(SIPP_DIR / "register.xml"),
+            "-i",
+            "127.0.0.1",
+            "-p",
+            str(int(extension) + pbx.port_offset),
+            "-key",
+            "ext",
+            extension,
+            "-key",
+            "expires",
+            str(expires_s),
+            "-au",
+            extension,
+            "-ap",
+            password,
+            "-m",
+            "1",
+            "-timeout",
+            "10s",
+            "-timeout_error",
+        ],
+        lasting=False,
+    )
+    code = await sipp.wait(15)
+    assert code == 0, f"{extension} did not register: {sipp.messages()[-1500:]}"
 
 
 async def start_transferring_phone(
@@ -507,6 +547,39 @@ async def transfer(call_id: str, to: str) -> tuple[int, dict[str, Any]]:
 
 
 Controller = Callable[..., Awaitable[tuple[subprocess.Popen[bytes], str]]]
+Row = dict[str, Any]
+
+
+async def call_log(
+    database: str, until: Callable[[list[Row]], object], timeout: float = 10
+) -> list[Row]:
+    """The controller's call log, as ``vvk-pbx calls list --json`` shows it (legs
+    included), once ``until(rows)`` holds: read in-process, with no CLI process per look.
+    Raises ``AssertionError`` when it does not hold within ``timeout`` s."""
+    from vvk_pbx.services.views import call_json
+    from vvk_pbx.storage.calllog import CallLog
+
+    tz = ZoneInfo("Europe/Stockholm")
+    deadline = time.monotonic() + timeout
+    store = await CallLog.open(database, create=False)
+    try:
+        while True:
+            records = await store.list_calls()
+            legs = await store.legs_by_call([r.id for r in records])
+            rows = [call_json(r, tz, legs.get(r.id, [])) for r in records]
+            if until(rows):
+                return rows
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the call log never matched within {timeout} s: {rows}")
+            await asyncio.sleep(0.1)
+    finally:
+        await store.close()
+
+
+async def calls_in(database: str, match: Callable[[Row], object], timeout: float = 10) -> list[Row]:
+    """The calls of the log that ``match``, once there is one (``call_log``)."""
+    rows = await call_log(database, lambda rows: any(match(r) for r in rows), timeout)
+    return [row for row in rows if match(row)]
 
 
 def played(observer: Observer, channel_id: str) -> list[str]:

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
-import subprocess
 from collections.abc import Callable
 from datetime import datetime
 
 import pytest
 
-from tests.conftest import ROOT, SAMPLE_CONFIG
 from tests.e2e.harness import (
     CLOSED_AT,
     ONE_OPERATOR,
     OPEN_AT,
-    VVK,
     Controller,
     Observer,
     Pbx,
+    call_log,
     dial,
     dialplan_app,
     entered_stasis,
@@ -34,27 +31,10 @@ from tests.e2e.harness import (
 SWITCHBOARD = "012319100"
 
 
-def calls_json(database: str) -> list[dict[str, object]]:
-    out = subprocess.run(
-        [VVK, "calls", "list", "--json", "--database", database, "--config", str(SAMPLE_CONFIG)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout
-    result: list[dict[str, object]] = json.loads(out)
-    return result
-
-
 async def _wait_calls(
     database: str, predicate: Callable[[list[dict[str, object]]], bool]
 ) -> list[dict[str, object]]:
-    for _ in range(50):
-        calls = calls_json(database)
-        if predicate(calls):
-            return calls
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"call log never matched: {calls}")
+    return await call_log(database, predicate)
 
 
 async def test_closed_call_hears_the_answering_machine_and_reaches_social_on_call(

@@ -53,3 +53,11 @@ def test_compose_controller_runs_the_real_run_command_against_postgres() -> None
     assert controller["network_mode"] == "host"  # ARI stays on 127.0.0.1
     assert controller["environment"]["VVK_PBX_DATABASE_URL"].startswith("postgresql+asyncpg://")
     assert "state:/var/lib/vvk-pbx" in controller["volumes"]  # the ARI password
+
+
+def test_the_controller_image_installs_the_package_normally() -> None:
+    dockerfile = (DOCKER / "controller" / "Dockerfile").read_text()
+    assert "pip install --no-cache-dir ." in dockerfile
+    assert "-e ." not in dockerfile, "an editable install would need the checkout at run time"
+    for folder in ("src", "dialplan", "sounds", "packages"):
+        assert f"COPY {folder} ./{folder}" in dockerfile, folder

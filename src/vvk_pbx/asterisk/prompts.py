@@ -15,11 +15,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from vvk_pbx.asterisk.fallback import closed_message, spoken_week
-from vvk_pbx.asterisk.render import PROJECT_ROOT
 from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.referral import MONTHS
 from vvk_pbx.domain.routing import spoken_digits
+from vvk_pbx.resources import resource_dir
 
 WEEKDAY_WORDS = ("måndag", "tisdag", "onsdag", "torsdag", "fredag", "lördag", "söndag")
 ORDINALS = (
@@ -29,7 +29,7 @@ ORDINALS = (
     "tjugotredje", "tjugofjärde", "tjugofemte", "tjugosjätte", "tjugosjunde",
     "tjugoåttonde", "tjugonionde", "trettionde", "trettioförsta",
 )  # fmt: skip
-CATALOGUE = PROJECT_ROOT / "sounds" / "catalogue.toml"
+CATALOGUE = resource_dir("sounds") / "catalogue.toml"
 # Asterisk's sounds directory our prompts live in: ``sound:vvk/<name>`` (domain.announcements.sound).
 PROMPT_DIR = "vvk"
 

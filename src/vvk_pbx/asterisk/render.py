@@ -15,10 +15,12 @@ import jinja2
 from vvk_pbx.asterisk.fallback import render_fallback
 from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.calendar import Calendar
+from vvk_pbx.resources import resource_dir
 
-PROJECT_ROOT = Path(__file__).resolve().parents[3]
-DIALPLAN_DIR = PROJECT_ROOT / "dialplan"
-PACKAGES_DIR = PROJECT_ROOT / "packages"
+# Package data (vvk_pbx.resources): the same files as the repository's top-level
+# folders, so an installed package renders what a checkout does.
+DIALPLAN_DIR = resource_dir("dialplan")
+PACKAGES_DIR = resource_dir("packages")
 
 
 @dataclass(frozen=True)

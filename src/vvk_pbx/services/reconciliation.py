@@ -12,6 +12,7 @@ message may be lost).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import re
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 # A voicemail recording's name: vm-<extension>-<call id> (the call id is the
 # caller's channel id, which is also the message's id in the ledger).
 VOICEMAIL_NAME = re.compile(r"^vm-([0-9]{2,6})-(.+)$")
+# How long a follow-up waits for the call log's pending writes before it gives
+# up this round (seconds): a database that is down is tried again next round.
+FLUSH_S = 10
 
 
 class SpoolPort(Protocol):
@@ -153,7 +157,8 @@ class Reconciliation:
                 if record is not None and record.ended_at is None:
                     note = "[resync] the controller restarted: handed to the dialplan fallback"
                     self.recorder.save(replace(record, outcome=Outcome.FALLBACK).note(note))
-            await self.recorder.flush()
+            # The hand-overs first: the orphans' check reads the rows back.
+            await asyncio.wait_for(self.recorder.flush(), FLUSH_S)
             live = channels if channels is not None else await self.ari.list_channels()
             self.close_orphans({c.id for c in live} | set(handed), await self.store.open_calls())
         except Exception as exc:  # a database or ARI that fails: the next round

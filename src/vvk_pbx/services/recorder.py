@@ -113,9 +113,10 @@ class Recorder:
             log.error("call log refused %s, set aside: %s; the row: %r", key, exc, row)
 
     async def flush(self) -> None:
-        """Wait until every record given so far is written."""
+        """Wait until every record given so far is written. A caller that gives up
+        waiting (``asyncio.wait_for``) leaves the writer writing."""
         while self._worker is not None:
-            await asyncio.gather(self._worker, return_exceptions=True)
+            await asyncio.wait({self._worker})
 
     @property
     def pending(self) -> int:

@@ -1,28 +1,29 @@
-"""Referrals and the callback ledger in a real SQLite and PostgreSQL database (R1–R4, V2)."""
+"""The stores' contract: referrals, the callback ledger and PINs (R1–R4, V1, V2), the same in
+memory (the component tests' fakes), in SQLite and in PostgreSQL."""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 
+from tests.component.conftest import Stores
 from tests.conftest import STHLM
+from vvk_pbx.domain.pins import PinRecord
 from vvk_pbx.domain.referral import Source
 from vvk_pbx.domain.voicemail import Message, Status
-from vvk_pbx.storage.calllog import CallLog
-from vvk_pbx.storage.referrals import ReferralStore
-from vvk_pbx.storage.voicemail import MessageStore
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=STHLM)
 
 
 @pytest.fixture
-def store(call_log: CallLog) -> ReferralStore:
-    return ReferralStore(call_log.engine)
+def store(stores: Stores) -> Any:
+    return stores.referrals
 
 
 async def test_a_new_referral_replaces_the_one_in_force_and_history_is_kept(
-    store: ReferralStore,
+    store: Any,
 ) -> None:
     lunch = await store.set("1101", 1, T0, T0 + timedelta(hours=1), "1101", Source.PHONE)
     assert await store.in_force("1101", T0 + timedelta(minutes=5)) == lunch
@@ -37,7 +38,7 @@ async def test_a_new_referral_replaces_the_one_in_force_and_history_is_kept(
     assert history[1].note == "Budget"
 
 
-async def test_a_future_referral_waits_and_each_ends_by_itself(store: ReferralStore) -> None:
+async def test_a_future_referral_waits_and_each_ends_by_itself(store: Any) -> None:
     holiday_start = T0 + timedelta(days=21)
     await store.set("1101", 2, T0, T0 + timedelta(hours=2), "1101", Source.PHONE)
     holiday = await store.set(
@@ -49,7 +50,7 @@ async def test_a_future_referral_waits_and_each_ends_by_itself(store: ReferralSt
     assert await store.all_in_force(holiday_start + timedelta(days=1)) == {"1101": holiday}
 
 
-async def test_clearing_opens_the_phone(store: ReferralStore) -> None:
+async def test_clearing_opens_the_phone(store: Any) -> None:
     await store.set("1101", 2, T0, T0 + timedelta(hours=2), "1101", Source.PHONE)
     back = T0 + timedelta(minutes=30)
     cleared = await store.clear("1101", back)
@@ -58,15 +59,15 @@ async def test_clearing_opens_the_phone(store: ReferralStore) -> None:
     assert await store.clear("1101", back) is None  # nothing to clear
 
 
-async def test_a_return_before_the_start_is_refused(store: ReferralStore) -> None:
+async def test_a_return_before_the_start_is_refused(store: Any) -> None:
     with pytest.raises(ValueError, match="is not after"):
         await store.set("1101", 2, T0, T0, "1101", Source.CLI)
     assert await store.history("1101") == []
 
 
 @pytest.fixture
-def ledger(call_log: CallLog) -> MessageStore:
-    return MessageStore(call_log.engine)
+def ledger(stores: Stores) -> Any:
+    return stores.messages
 
 
 def message(mid: str, extension: str = "1101") -> Message:
@@ -83,7 +84,7 @@ def message(mid: str, extension: str = "1101") -> Message:
 
 
 async def test_the_ledger_keeps_deleted_messages_and_the_first_callback(
-    ledger: MessageStore,
+    ledger: Any,
 ) -> None:
     await ledger.add(message("m1"))
     await ledger.add(message("m2"))
@@ -102,3 +103,23 @@ async def test_the_ledger_keeps_deleted_messages_and_the_first_callback(
     assert found["m2"].status is Status.CALLED_BACK
     assert not found["m2"].overdue(T0 + timedelta(days=5))
     assert await ledger.mark("nope", Status.CALLED_BACK, first) is None
+
+
+async def test_the_ledger_finds_messages_by_id_and_refuses_one_twice(ledger: Any) -> None:
+    await ledger.add(message("m1"))
+    assert (await ledger.get("m1")) == message("m1")
+    assert await ledger.get("nope") is None
+    assert await ledger.known(["m1", "m2"]) == {"m1"}
+    with pytest.raises(Exception, match="m1"):
+        await ledger.add(message("m1"))  # a message is in the ledger once
+
+
+async def test_pins_are_kept_and_replaced(stores: Stores) -> None:
+    pins = stores.pins
+    assert await pins.get("1101") is None
+    first = PinRecord.create("1101", "4711")
+    await pins.put(first)
+    assert await pins.get("1101") == first
+    locked = first.after_attempt(False, T0)
+    await pins.put(locked)
+    assert await pins.get("1101") == locked
