@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timedelta
 
+import pytest
+
 from tests.conftest import SAMPLE_CONFIG, STHLM
 from vvk_pbx.config import load
 from vvk_pbx.domain.announcements import sound
@@ -57,3 +59,17 @@ def step(
 
 def sounds(*names: str) -> tuple[str, ...]:
     return tuple(sound(name) for name in names)
+
+
+# A table's row: what it shows, the state and the call's fields before, the event,
+# the state after and the commands, in order.
+Row = tuple[str, State, dict[str, object], CallEvent, State, tuple[Command, ...]]
+
+
+def rows(table: list[Row]) -> pytest.MarkDecorator:
+    """Parametrize a test over a flow's table, each row named by what it shows."""
+    return pytest.mark.parametrize(
+        ("what", "state", "fields", "event", "after", "commands"),
+        table,
+        ids=[row[0] for row in table],
+    )

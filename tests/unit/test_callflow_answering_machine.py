@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.unit.flowtable import AT, CLOSED, call, ctx, sounds, step
+from tests.unit.flowtable import AT, CLOSED, Row, call, ctx, rows, sounds, step
 from vvk_pbx.domain.callflow.commands import (
     Answer,
     CancelTimer,
@@ -58,7 +56,6 @@ AM = Action.ANSWERING_MACHINE
 ON_CALL_LEG = "c:oncall1"
 SOCIAL = LegSpec(ON_CALL_LEG, "PJSIP/012319190@trunk", "012319190")
 
-Row = tuple[str, State, dict[str, object], CallEvent, State, tuple[Command, ...]]
 TABLE: list[Row] = [
     (
         "the message ends: it is repeated, with its words said afresh",
@@ -127,11 +124,7 @@ TABLE: list[Row] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("what", "state", "fields", "event", "after", "commands"),
-    TABLE,
-    ids=[row[0] for row in TABLE],
-)
+@rows(TABLE)
 def test_answering_machine(
     what: str,
     state: State,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.unit.flowtable import AT, OPEN, call, ctx, sounds, step
+from tests.unit.flowtable import AT, OPEN, Row, call, ctx, rows, sounds, step
 from vvk_pbx.domain.callflow.commands import Answer, CarryOutCode, Command, HangUp, Play
 from vvk_pbx.domain.callflow.decide import arrive
 from vvk_pbx.domain.callflow.events import (
@@ -23,7 +21,6 @@ CODE = "*23*2*1430#"
 READ_BACK = ("code-referred", "name-1101", "reason-2", "and-back", "today", "at-clock", "num-14")
 READ = Farewell(Outcome.FEATURE_CODE, "the code was read back")
 
-Row = tuple[str, State, dict[str, object], CallEvent, State, tuple[Command, ...]]
 TABLE: list[Row] = [
     (
         "carried out: read back, then goodbye",
@@ -76,11 +73,7 @@ TABLE: list[Row] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("what", "state", "fields", "event", "after", "commands"),
-    TABLE,
-    ids=[row[0] for row in TABLE],
-)
+@rows(TABLE)
 def test_dial_code(
     what: str,
     state: State,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
-from tests.unit.flowtable import AT, OPEN, call, sounds, step
+from tests.unit.flowtable import AT, OPEN, Row, call, rows, sounds, step
 from vvk_pbx.domain.callflow.commands import (
     CancelTimer,
     Command,
@@ -50,7 +48,6 @@ PLAY_M2_AFTER_CALLED_BACK = Play(
 HEARD = "V1: the mailbox was heard"
 ON_THE_PIN = {"answered": True, "playing": "pin"}
 
-Row = tuple[str, State, dict[str, object], CallEvent, State, tuple[Command, ...]]
 TABLE: list[Row] = [
     (
         "the first digit: the silence timer is done with",
@@ -192,11 +189,7 @@ TABLE: list[Row] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("what", "state", "fields", "event", "after", "commands"),
-    TABLE,
-    ids=[row[0] for row in TABLE],
-)
+@rows(TABLE)
 def test_mailbox(
     what: str,
     state: State,

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import pytest
-
-from tests.unit.flowtable import AT, OPEN, call, ctx, sounds, step
+from tests.unit.flowtable import AT, OPEN, Row, call, ctx, rows, sounds, step
 from vvk_pbx.domain.callflow.commands import (
     Answer,
     CancelTimer,
@@ -58,7 +56,6 @@ UNIT = (
 UNIT_LEGS = frozenset(leg.id for leg in UNIT)
 WELCOME = (*sounds("welcome", "please-hold"), RINGBACK)
 
-Row = tuple[str, State, dict[str, object], CallEvent, State, tuple[Command, ...]]
 TABLE: list[Row] = [
     (
         "nobody free: the caller is answered and hears the welcome, then ringback (A3)",
@@ -183,11 +180,7 @@ TABLE: list[Row] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("what", "state", "fields", "event", "after", "commands"),
-    TABLE,
-    ids=[row[0] for row in TABLE],
-)
+@rows(TABLE)
 def test_operator_queue(
     what: str,
     state: State,

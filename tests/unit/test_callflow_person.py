@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
-
-from tests.unit.flowtable import AT, CLOSED, OPEN, call, ctx, sounds, step
+from tests.unit.flowtable import AT, CLOSED, OPEN, Row, call, ctx, rows, sounds, step
 from vvk_pbx.domain.callflow.commands import (
     Answer,
     Command,
@@ -58,7 +56,6 @@ MARIA = LegSpec("c:col1", "PJSIP/1103", "1103")
 IN_MENU = {"answered": True, "playing": "menu"}
 BACK = OPEN.replace(hour=14, minute=30)
 
-Row = tuple[str, State, dict[str, object], CallEvent, State, tuple[Command, ...]]
 TABLE: list[Row] = [
     (
         "the phone is open: it rings four rings (R5)",
@@ -175,11 +172,7 @@ TABLE: list[Row] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("what", "state", "fields", "event", "after", "commands"),
-    TABLE,
-    ids=[row[0] for row in TABLE],
-)
+@rows(TABLE)
 def test_person(
     what: str,
     state: State,

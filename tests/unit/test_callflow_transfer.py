@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.flowtable import AT, OPEN, POLICY, call, sounds, step
+from tests.unit.flowtable import AT, OPEN, POLICY, Row, call, rows, sounds, step
 from vvk_pbx.domain.callflow.commands import (
     CancelTimer,
     Command,
@@ -45,7 +45,6 @@ ON_THE_PHONE = {"answered": True, "bridged": True, "legs": 2}
 REFER = "1001's phone (REFER)"
 ANSWERED, DECLINED = "channel_answered", "channel_declined"
 
-Row = tuple[str, State, dict[str, object], CallEvent, State, tuple[Command, ...]]
 TABLE: list[Row] = [
     (
         "REFER to a person: accepted, the operator leaves, the person is looked up",
@@ -155,11 +154,7 @@ TABLE: list[Row] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("what", "state", "fields", "event", "after", "commands"),
-    TABLE,
-    ids=[row[0] for row in TABLE],
-)
+@rows(TABLE)
 def test_transfer(
     what: str,
     state: State,

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import pytest
-
-from tests.unit.flowtable import AT, OPEN, call, sounds, step
+from tests.unit.flowtable import AT, OPEN, Row, call, rows, sounds, step
 from vvk_pbx.domain.callflow.commands import Command, Forget, Play, Record, SaveMessage
 from vvk_pbx.domain.callflow.events import (
     CallerGone,
@@ -27,7 +25,6 @@ RECORDING = Recording("1101", NAME, AT)
 SAVED = Farewell(Outcome.VOICEMAIL, "V1: the message is saved")
 MESSAGE = Message("c", "1101", "0701234567", "c", OPEN, 7.0, NAME, OPEN + timedelta(days=2))
 
-Row = tuple[str, State, dict[str, object], CallEvent, State, tuple[Command, ...]]
 TABLE: list[Row] = [
     (
         "the prompt ends: the recording starts, at most 120 s, 5 s of silence end it",
@@ -99,11 +96,7 @@ TABLE: list[Row] = [
 ]
 
 
-@pytest.mark.parametrize(
-    ("what", "state", "fields", "event", "after", "commands"),
-    TABLE,
-    ids=[row[0] for row in TABLE],
-)
+@rows(TABLE)
 def test_voicemail(
     what: str,
     state: State,

@@ -16,6 +16,9 @@ from vvk_pbx.domain.callflow.events import (
     Arrived,
     CallerGone,
     CallEvent,
+    LegAnswered,
+    LegFailed,
+    LegGone,
     LegRinging,
     MessageSaved,
     Offered,
@@ -33,7 +36,7 @@ from vvk_pbx.domain.callflow.flows import (
     transfer,
     voicemail,
 )
-from vvk_pbx.domain.callflow.flows.common import finish, hang_up
+from vvk_pbx.domain.callflow.flows.common import connect, finish, hang_up
 from vvk_pbx.domain.callflow.states import (
     Announcing,
     Connected,
@@ -70,6 +73,15 @@ FLOWS: dict[type, Flow] = {
     PinEntry: mailbox.decide,
     Mailbox: mailbox.decide,
     Connected: transfer.decide,
+}
+# Who decides when nobody answers a ringing, by its purpose.
+NOBODY: dict[Purpose, Callable[[Call, Context], Step]] = {
+    Purpose.OPERATOR: operator_queue.nobody_answered,
+    Purpose.OVERFLOW: operator_queue.nobody_answered,
+    Purpose.PERSON: person.not_answered,
+    Purpose.COLLEAGUE: person.not_answered,
+    Purpose.ON_CALL: answering_machine.nobody_answered,
+    Purpose.TRANSFER: transfer.nobody_answered,
 }
 RINGING: dict[Purpose, Flow] = {
     Purpose.OPERATOR: operator_queue.decide,
@@ -133,9 +145,27 @@ def decide(call: Call, event: CallEvent, ctx: Context) -> Step:
         return hang_up(call, event.at, state.outcome, state.why)
     if isinstance(state, Done) and isinstance(event, MessageSaved | ServiceFailed):
         return voicemail.saved(call, event)  # the message of a caller who hung up
+    if isinstance(state, Ringing):
+        ringing = _ringing(call, state, event, ctx)
+        if ringing is not None:
+            return ringing
     flow = RINGING[state.purpose] if isinstance(state, Ringing) else FLOWS.get(type(state))
     step = flow(call, event, ctx) if flow is not None else None
     return step if step is not None else Step(call)
+
+
+def _ringing(call: Call, state: Ringing, event: CallEvent, ctx: Context) -> Step | None:
+    """What every ringing does with its legs: the first person to answer gets the caller;
+    a phone that stops leaves the others ringing; when none is left, the feature whose
+    ringing it was decides (``NOBODY``)."""
+    if isinstance(event, LegAnswered) and event.leg in state.legs:
+        return connect(call, event.leg, event.who, event.at, ctx)
+    if isinstance(event, LegFailed | LegGone) and event.leg in state.legs:
+        left = state.legs - {event.leg}
+        if left:
+            return Step(replace(call, state=replace(state, legs=left)))
+        return NOBODY[state.purpose](call, ctx)
+    return None
 
 
 def caller_gone(call: Call, event: CallerGone, ctx: Context) -> Step:

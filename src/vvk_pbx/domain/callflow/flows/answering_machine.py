@@ -13,23 +13,18 @@ from vvk_pbx.domain.callflow.call import Call, Context, Step
 from vvk_pbx.domain.callflow.events import (
     CallEvent,
     Digit,
-    LegAnswered,
-    LegFailed,
-    LegGone,
     PromptDone,
 )
 from vvk_pbx.domain.callflow.flows.common import (
     answer,
-    connect,
     fall_back,
     hang_up,
     play,
     ring,
     ringback,
     stop_prompt,
-    without_leg,
 )
-from vvk_pbx.domain.callflow.states import Announcing, Purpose, Ringing
+from vvk_pbx.domain.callflow.states import Announcing, Purpose
 from vvk_pbx.domain.calls import Outcome
 
 
@@ -68,15 +63,12 @@ def decide(call: Call, event: CallEvent, ctx: Context) -> Step | None:
         if isinstance(event, Digit) and event.digit in ctx.policy.on_call:
             return _connect_on_call(call, event.digit, ctx)
         return None
-    if isinstance(state, Ringing) and state.purpose is Purpose.ON_CALL:
-        if isinstance(event, LegAnswered) and event.leg in state.legs:
-            return connect(call, event.leg, event.who, event.at, ctx)
-        if isinstance(event, LegFailed | LegGone) and event.leg in state.legs:
-            still = without_leg(call, event.leg)
-            if still is not None:
-                return Step(still)
-            return fall_back(call, Outcome.NO_ANSWER, "[A6] no phone answered: dialplan fallback")
     return None
+
+
+def nobody_answered(call: Call, ctx: Context) -> Step:
+    """The on-call number did not answer: the dialplan fallback, never silence."""
+    return fall_back(call, Outcome.NO_ANSWER, "[A6] no phone answered: dialplan fallback")
 
 
 def _connect_on_call(call: Call, digit: str, ctx: Context) -> Step:

@@ -137,14 +137,6 @@ def connect(call: Call, leg: str, who: str, at: datetime, ctx: Context) -> Step:
     return step
 
 
-def without_leg(call: Call, leg: str) -> Call | None:
-    """The call with ``leg`` no longer ringing; None when it rang for no one else either,
-    the "nobody answered" of the flows. ``leg`` must be one of the call's ringing legs."""
-    assert isinstance(call.state, Ringing)
-    left = call.state.legs - {leg}
-    return replace(call, state=replace(call.state, legs=left)) if left else None
-
-
 def finish(call: Call, at: datetime, outcome: Outcome | None, why: str) -> Call:
     """The call's record ends at ``at`` (Asterisk's time), as ``outcome`` (None: as it stands,
     abandoned if nothing else happened); a record that ended already stays as it is."""

@@ -22,21 +22,16 @@ from vvk_pbx.domain.callflow.commands import (
 from vvk_pbx.domain.callflow.events import (
     CallEvent,
     InQueue,
-    LegAnswered,
-    LegFailed,
-    LegGone,
     Offered,
     TimerFired,
 )
 from vvk_pbx.domain.callflow.flows.common import (
     RINGBACK,
     answer,
-    connect,
     fall_back,
     play,
     ring,
     ringback,
-    without_leg,
 )
 from vvk_pbx.domain.callflow.states import Purpose, Queued, Ringing, Timer
 from vvk_pbx.domain.calls import Outcome
@@ -75,18 +70,17 @@ def decide(call: Call, event: CallEvent, ctx: Context) -> Step | None:
         return None
     if isinstance(event, TimerFired) and event.kind is Timer.OVERFLOW:
         return _overflow(call, ctx) if state.purpose is Purpose.OPERATOR else Step(call)
-    if isinstance(event, LegAnswered) and event.leg in state.legs:
-        return connect(call, event.leg, event.who, event.at, ctx)
-    if isinstance(event, LegFailed | LegGone) and event.leg in state.legs:
-        still = without_leg(call, event.leg)
-        if still is not None:
-            return Step(still)
-        if state.purpose is Purpose.OVERFLOW:
-            return fall_back(call, Outcome.NO_ANSWER, "[A6] no phone answered: dialplan fallback")
-        # No operator took it (no answer, busy, offline): back in line, in its
-        # place by arrival, until one does or it overflows (A4, A6).
-        return enqueue(Step(call).note("[A4] no operator answered the offer: back in line").call)
     return None
+
+
+def nobody_answered(call: Call, ctx: Context) -> Step:
+    """No operator took the offer (no answer, busy, offline): back in line, in its place
+    by arrival, until one does or it overflows (A4, A6). Nobody of the overflow group
+    either: the dialplan fallback."""
+    assert isinstance(call.state, Ringing)
+    if call.state.purpose is Purpose.OVERFLOW:
+        return fall_back(call, Outcome.NO_ANSWER, "[A6] no phone answered: dialplan fallback")
+    return enqueue(Step(call).note("[A4] no operator answered the offer: back in line").call)
 
 
 def _hold(call: Call) -> Step:

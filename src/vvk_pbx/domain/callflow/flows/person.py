@@ -20,9 +20,6 @@ from vvk_pbx.domain.callflow.events import (
     CallEvent,
     ColleagueFound,
     Digit,
-    LegAnswered,
-    LegFailed,
-    LegGone,
     PromptDone,
     ReferralLooked,
     ServiceFailed,
@@ -30,14 +27,12 @@ from vvk_pbx.domain.callflow.events import (
 from vvk_pbx.domain.callflow.flows import answering_machine, operator_queue, voicemail
 from vvk_pbx.domain.callflow.flows.common import (
     answer,
-    connect,
     fall_back,
     farewell,
     prompt,
     ring,
     ringback,
     stop_prompt,
-    without_leg,
 )
 from vvk_pbx.domain.callflow.states import Menu, Purpose, Reaching, Ringing
 from vvk_pbx.domain.calls import Outcome
@@ -75,12 +70,6 @@ def decide(call: Call, event: CallEvent, ctx: Context) -> Step | None:
         return _reaching(call, state, event, ctx)
     if isinstance(state, Menu):
         return _menu(call, state, event, ctx)
-    if isinstance(state, Ringing) and state.purpose in (Purpose.PERSON, Purpose.COLLEAGUE):
-        if isinstance(event, LegAnswered) and event.leg in state.legs:
-            return connect(call, event.leg, event.who, event.at, ctx)
-        if isinstance(event, LegFailed | LegGone) and event.leg in state.legs:
-            still = without_leg(call, event.leg)
-            return Step(still) if still is not None else not_answered(call, ctx)
     return None
 
 

@@ -13,15 +13,9 @@ from __future__ import annotations
 
 from vvk_pbx.domain.callflow.call import Call, Context, Policy, Step
 from vvk_pbx.domain.callflow.commands import HangUpLegs, ReportTransfer
-from vvk_pbx.domain.callflow.events import (
-    CallEvent,
-    LegAnswered,
-    LegFailed,
-    LegGone,
-    TransferRequested,
-)
+from vvk_pbx.domain.callflow.events import CallEvent, LegAnswered, LegGone, TransferRequested
 from vvk_pbx.domain.callflow.flows import operator_queue, person
-from vvk_pbx.domain.callflow.flows.common import connect, hang_up, ringback, without_leg
+from vvk_pbx.domain.callflow.flows.common import hang_up, ringback
 from vvk_pbx.domain.callflow.states import Connected, Done, HandedOver, Purpose, Ringing
 
 ANSWERED, DECLINED = "channel_answered", "channel_declined"
@@ -61,19 +55,17 @@ def decide(call: Call, event: CallEvent, ctx: Context) -> Step | None:
         if isinstance(event, LegAnswered) and event.leg != state.leg:
             # Another phone answered too late: it lost the race.
             return Step(call, (HangUpLegs((event.leg,), status="LOST_RACE"),))
-        return None
-    if isinstance(state, Ringing) and state.purpose is Purpose.TRANSFER:
-        if isinstance(event, LegAnswered) and event.leg in state.legs:
-            return connect(call, event.leg, event.who, event.at, ctx)
-        if isinstance(event, LegFailed | LegGone) and event.leg in state.legs:
-            still = without_leg(call, event.leg)
-            if still is not None:
-                return Step(still)
-            if state.person in ctx.policy.staff:
-                return person.not_answered(call, ctx)
-            step = Step(call).note("[A6] the transfer was not answered: back to the switchboard")
-            return step.then(lambda c: operator_queue.start(c, ctx))
     return None
+
+
+def nobody_answered(call: Call, ctx: Context) -> Step:
+    """The transfer's target did not answer: a person's menu (R5), or back in line for
+    the operators, with a new overflow timer (A6)."""
+    assert isinstance(call.state, Ringing)
+    if call.state.person in ctx.policy.staff:
+        return person.not_answered(call, ctx)
+    step = Step(call).note("[A6] the transfer was not answered: back to the switchboard")
+    return step.then(lambda c: operator_queue.start(c, ctx))
 
 
 def _requested(call: Call, event: TransferRequested, ctx: Context) -> Step:
