@@ -28,7 +28,7 @@ from vvk_pbx.ari.models import (
     StasisEnd,
     StasisStart,
 )
-from vvk_pbx.domain.callflow.call import Call, Context, Policy
+from vvk_pbx.domain.callflow.call import Context, Policy
 from vvk_pbx.domain.callflow.commands import Command
 from vvk_pbx.domain.callflow.decide import arrive, decide
 from vvk_pbx.domain.callflow.events import (
@@ -104,10 +104,6 @@ class CallController:
         return self.registry.key(item.channel_id or "")
 
     # ----- the API's way in ---------------------------------------------------------------
-
-    def calls(self) -> list[Call]:
-        """The calls in progress, as the flows see them."""
-        return [line.call for line in self.registry]
 
     def request_transfer(self, call_id: str, to: str) -> None:
         """Check, then queue the transfer behind the call's own events (A5). Raises
@@ -192,11 +188,12 @@ class CallController:
         line = self.registry.add(step.call)
         record = step.call.record
         log.info(
-            "call %s from %s to %s: %s (%s)",
+            "call=%s Routing -> Arrived(%s from %s to %s) -> %s: %s",
             channel.id,
+            kind.value,
             record.caller,
             record.called,
-            step.call.route.value,
+            label(step.call.state),
             record.trace[-1] if record.trace else "",
         )
         await self._act(line, step.commands, [], None)
