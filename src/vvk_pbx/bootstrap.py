@@ -11,7 +11,7 @@ import signal
 from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, tzinfo
 from pathlib import Path
 from typing import Any
 
@@ -92,10 +92,10 @@ def publish_clock(layout: Layout, clock: SystemClock) -> Path | None:
     return path
 
 
-def cli_clock(layout: Layout) -> tuple[SystemClock, str | None]:
+def cli_clock(layout: Layout, tz: tzinfo | None = None) -> tuple[SystemClock, str | None]:
     """The clock of a one-shot command: the running controller's (shifted by its
     ``--clock``, so ``referrals list`` sees what callers hear), else the real one.
-    Returns the clock and, when shifted, a line that says so."""
+    Returns the clock and, when shifted, a line that says so (times in ``tz``)."""
     try:
         shared = json.loads(layout.clock_file.read_text(encoding="utf-8"))
         offset, pid = float(shared["offset_s"]), int(shared["pid"])
@@ -106,7 +106,7 @@ def cli_clock(layout: Layout) -> tuple[SystemClock, str | None]:
     clock = SystemClock(timedelta(seconds=offset))
     note = (
         f"clock shifted as the running controller's (vvk-pbx run --clock, pid {pid}): "
-        f"now is {clock.now().astimezone().isoformat(timespec='minutes')}"
+        f"now is {clock.now().astimezone(tz).isoformat(timespec='minutes')}"
     )
     return clock, note
 

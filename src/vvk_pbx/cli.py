@@ -72,8 +72,12 @@ def check_config(
             readable=False,  # the loader reports an unreadable file as FILE: (file): reason
         ),
     ] = None,
+    config: ConfigOption = None,
 ) -> None:
     """Validate the ops config. Exit 0 if valid; else list every error as FILE: key.path: reason."""
+    if path is not None and config is not None and path != config:
+        raise typer.BadParameter(f"two files to check: {path} and --config {config}")
+    path = path if path is not None else config
     settings = _load_or_exit(path)
     file = path if path is not None else default_path()
     out.print(
@@ -147,7 +151,7 @@ def hours(
         policy = settings.unit_hours_policy(unit) or policy
     calendar = Calendar(policy)
     if year is None:
-        when = parse_instant(at, settings) if at is not None else _now()
+        when = parse_instant(at, settings) if at is not None else _now(settings)
         try:
             status = calendar.status(when)
         except UnsupportedYearError as exc:
@@ -157,7 +161,7 @@ def hours(
             return
         state = "ÖPPET" if status.is_open else "STÄNGT"
         nxt = "aldrig inom två år" if status.next_change is None else status.next_change.isoformat()
-        out.print(f"{status.at.isoformat()}: {state}", markup=False)
+        out.print(f"{status.at.isoformat(timespec='seconds')}: {state}", markup=False)
         out.print(f"  {status.reason}", markup=False)
         out.print(f"  Nästa ändring: {nxt}", markup=False)
         return
@@ -184,13 +188,19 @@ def hours(
 
 @app.command()
 def simulate(
-    at: Annotated[str, typer.Option(help="When the call arrives (ISO 8601; local if no offset).")],
     caller: Annotated[
         str, typer.Option("--from", help="The caller: a phone number or an extension.")
     ],
     dialed: Annotated[
         str, typer.Option("--to", help="The dialed number, extension or feature code.")
     ],
+    at: Annotated[
+        str | None,
+        typer.Option(
+            help="When the call arrives (ISO 8601; local if no offset) [default: now, on the "
+            "running controller's clock]."
+        ),
+    ] = None,
     config: ConfigOption = None,
     database: Annotated[
         str | None, typer.Option(help="The call log's database, for referrals (read only).")
@@ -210,7 +220,9 @@ def simulate(
 
     settings = _load_or_exit(config)
     policy = settings.call_policy(Calendar(settings.hours_policy()))
-    when = parse_instant(at, settings)
+    when = (parse_instant(at, settings) if at is not None else _now(settings)).astimezone(
+        settings.site.tz
+    )
     try:
         caller_kind(caller, dialed, policy)
     except ValueError as exc:
@@ -233,7 +245,8 @@ def simulate(
         out.print_json(json.dumps(result.json(), ensure_ascii=False))
         return
     target = f" -> {result.target}" if result.target else ""
-    out.print(f"{when.isoformat()} {result.kind.value} call: {result.action}{target}", markup=False)
+    shown = when.isoformat(timespec="seconds")
+    out.print(f"{shown} {result.kind.value} call: {result.action}{target}", markup=False)
     for line in result.trace:
         out.print(f"  {line}", markup=False)
     for line in result.happens:
@@ -459,7 +472,7 @@ def referrals_list(
     """Every referral in force now (or --at), by extension: what the operator sees (R6)."""
 
     settings = _load_or_exit(config)
-    when = parse_instant(at, settings) if at else _now()
+    when = parse_instant(at, settings) if at else _now(settings)
 
     async def fetch(stores: bootstrap.Stores) -> list[dict[str, Any]]:
         service = stores.referrals
@@ -505,7 +518,7 @@ def referrals_set(
     from vvk_pbx.services.referrals import ReferralError, require_time_of_day
 
     settings = _load_or_exit(config)
-    begin = parse_instant(start, settings, "--from") if start else _now()
+    begin = parse_instant(start, settings, "--from") if start else _now(settings)
     end = parse_instant(until, settings, "--until")
 
     async def store_it(stores: bootstrap.Stores) -> dict[str, Any]:
@@ -534,7 +547,7 @@ def referrals_clear(
     from vvk_pbx.services.referrals import ReferralError
 
     settings = _load_or_exit(config)
-    now = _now()
+    now = _now(settings)
 
     async def clear(stores: bootstrap.Stores) -> Any:
         return await stores.referrals.clear_referral(extension, now)
@@ -593,7 +606,7 @@ def callbacks(
     from vvk_pbx.services.referrals import ReferralError
 
     settings = _load_or_exit(config)
-    now = _now()
+    now = _now(settings)
 
     async def fetch(stores: bootstrap.Stores) -> list[dict[str, Any]]:
         found = await stores.referrals.ledger(now, unit, overdue)
@@ -651,13 +664,13 @@ def _log(message: str) -> None:
     err.print(message, markup=False)
 
 
-def _now() -> datetime:
+def _now(settings: Settings) -> datetime:
     """The time every decision of a command reads: a running controller's (shifted by its
     --clock, said on stderr), else the real time."""
     from vvk_pbx import bootstrap
     from vvk_pbx.asterisk.local import Layout
 
-    clock, note = bootstrap.cli_clock(Layout.default())
+    clock, note = bootstrap.cli_clock(Layout.default(), settings.site.tz)
     if note is not None:
         _log(note)
     return clock.now()

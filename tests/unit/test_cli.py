@@ -501,3 +501,25 @@ def test_simulate_refuses_a_caller_that_is_no_number(caller: str) -> None:
     code, _, err = simulated("--at", "2026-11-30T10:00", "--from", caller, "--to", "012319100")
     assert code == 2
     assert "is no phone number or extension" in err
+
+
+def test_check_config_takes_the_file_as_every_command_does(tmp_path: Path) -> None:
+    code, out, _ = run("check-config", "--config", str(SAMPLE_CONFIG))
+    assert code == 0 and "OK (2 operators" in out
+    code, _, err = run("check-config", str(SAMPLE_CONFIG), "--config", str(tmp_path / "x.toml"))
+    assert code == 2 and "two files to check" in err
+
+
+def test_simulate_with_no_time_is_now_on_the_controllers_clock(
+    shifted_controller: None, tmp_path: Path
+) -> None:
+    database = tmp_path / "calls.sqlite3"
+    runner.invoke(
+        app,
+        ["referrals", "set", "1101", "--reason", "2", "--until", "2026-11-30T14:30",
+         "--database", str(database)],
+    )  # fmt: skip
+    code, out, err = simulated("--from", "0701234567", "--to", "0123191101", database=database)
+    assert code == 0, err
+    assert out.startswith("2026-11-30T10:00")
+    assert "=> 1101 is referred: the phone does not ring" in out

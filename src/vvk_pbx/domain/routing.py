@@ -105,9 +105,7 @@ def route(
     if kind is CallKind.INTERNAL:
         steps.append(Step("dialplan", f"internal call from {caller} to {dialed}"))
         if number in numbering.extensions:
-            steps.append(
-                Step("D1", f"{number} is {numbering.extensions[number]}: ring the extension")
-            )
+            steps.append(Step("D1", f"{number} is {numbering.extensions[number]}: to the person"))
             return Route(Action.EXTENSION, number, tuple(steps), external=False)
         if number in numbering.operator_codes or number == numbering.switchboard:
             return _switchboard(steps, at, calendar, external=False)
@@ -118,7 +116,7 @@ def route(
         extension = number[len(numbering.direct_prefix) :]
         if extension in numbering.extensions:
             who = numbering.extensions[extension]
-            steps.append(Step("A5", f"direct number of {extension} ({who}): ring the extension"))
+            steps.append(Step("A5", f"direct number of {extension} ({who}): to the person"))
             return Route(Action.EXTENSION, extension, tuple(steps), external=True)
     if number != numbering.switchboard:
         steps.append(Step("A5", f"{dialed} is no direct number: the switchboard takes it"))

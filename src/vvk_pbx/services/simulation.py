@@ -118,14 +118,17 @@ async def _answer(
             return ReferralLooked(None, None, ())
         referral, greeting = await referrals.greeting(command.person, at)
         if referral is None:
+            happens.append(f"{command.person} has no referral in force: the phone rings")
             return ReferralLooked(None, None, tuple(greeting))
         reason = referrals.reasons.get(referral.reason)
+        happens.append(f"{command.person} is referred: the phone does not ring")
         return ReferralLooked(reason.name if reason else None, referral.end, tuple(greeting))
     if isinstance(command, cmd.CarryOutCode):
         if referrals is None:
             happens.append("no call log database here: the code is not checked against it")
             return None
         reply = await referrals.dial_code(command.extension, command.dialed, at, dry_run=True)
+        happens.append(reply.note + ("" if reply.accepted else " (nothing would be stored)"))
         return CodeDone(tuple(reply.prompts), reply.note, reply.then_pin)
     return None
 
@@ -144,7 +147,7 @@ def _say(command: cmd.Command) -> str:
         case cmd.ToDialplan(context=context, extension=extension):
             return f"to the dialplan: {context},{extension}"
         case cmd.CarryOutCode(dialed=dialed):
-            return f"carries out {dialed} (nothing is stored by simulate)"
+            return f"the referral service is given {dialed} (simulate stores nothing)"
         case cmd.LookUpReferral(person=person):
             return f"looks up {person}'s referral"
     return ""
