@@ -384,3 +384,13 @@ async def test_a_failed_prompt_check_never_stops_the_controller(
     calendar = Calendar(sample_settings.hours_policy())
     assert await check_prompts(client, sample_settings, calendar) == []
     assert "cannot check the prompts" in caplog.text
+
+
+async def test_the_fake_answers_a_route_real_ari_lacks_with_404(client: AriClient) -> None:
+    # As Asterisk 22 does ({"message": "Resource not found"}): a misspelt endpoint fails
+    # a component test instead of passing it.
+    with pytest.raises(AriNotFoundError, match="Resource not found"):
+        await client.request("POST", "bridges/b1/addChanel", {"channel": "c1"})
+    with pytest.raises(AriNotFoundError):
+        await client.request("GET", "channels/c1/whatever")
+    await client.request("POST", "bridges/b1/addChannel", {"channel": "c1"})  # a real route
