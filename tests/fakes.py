@@ -11,10 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
+from vvk_pbx.domain.access import Role, Session, Token
 from vvk_pbx.domain.calls import CallRecord, Leg
 from vvk_pbx.domain.pins import PinRecord
 from vvk_pbx.domain.referral import Referral, Source, in_force
 from vvk_pbx.domain.voicemail import Message, Status
+from vvk_pbx.storage.access import TokenExistsError
 from vvk_pbx.storage.calllog import StorageError
 
 
@@ -74,12 +76,12 @@ class MemoryReferrals:
         self.referrals.append(referral)
         return referral
 
-    async def clear(self, extension: str, at: datetime) -> Referral | None:
+    async def clear(self, extension: str, at: datetime, by: str | None = None) -> Referral | None:
         self._maybe_fail()
         current = in_force(self.referrals, extension, at)
         if current is None:
             return None
-        self.referrals[self.referrals.index(current)] = cleared = current.cleared(at)
+        self.referrals[self.referrals.index(current)] = cleared = current.cleared(at, by)
         return cleared
 
     async def in_force(self, extension: str, now: datetime) -> Referral | None:
@@ -129,7 +131,7 @@ class MemoryMessages:
         return sorted(found, key=lambda m: (m.left_at, m.id))
 
     async def mark(
-        self, message_id: str, status: Status, at: datetime | None = None
+        self, message_id: str, status: Status, at: datetime | None = None, by: str | None = None
     ) -> Message | None:
         self._maybe_fail()
         for i, m in enumerate(self.messages):
@@ -137,8 +139,9 @@ class MemoryMessages:
                 continue
             if m.status is Status.CALLED_BACK:
                 return m  # called back is final, as in the database (V2)
-            called_back_at = at if status is Status.CALLED_BACK else m.called_back_at
-            self.messages[i] = replace(m, status=status, called_back_at=called_back_at)
+            if status is Status.CALLED_BACK:
+                m = replace(m, called_back_at=at, called_back_by=by)
+            self.messages[i] = replace(m, status=status)
             return self.messages[i]
         return None
 
@@ -152,6 +155,49 @@ class MemoryPins:
 
     async def put(self, record: PinRecord) -> None:
         self.records[record.extension] = record
+
+
+@dataclass
+class MemoryAccess:
+    """Tokens and sessions in memory (``storage.access.AccessStore``)."""
+
+    tokens_: list[Token] = field(default_factory=list)
+    sessions: dict[str, Session] = field(default_factory=dict)
+
+    async def add_token(self, name: str, role: Role, token_hash: str, at: datetime) -> Token:
+        if any(t.name == name for t in self.tokens_):
+            raise TokenExistsError(f"a token named {name!r} exists already")
+        token = Token(str(uuid.uuid4()), name, role, token_hash, at)
+        self.tokens_.append(token)
+        return token
+
+    async def token(self, token_hash: str) -> Token | None:
+        return next((t for t in self.tokens_ if t.token_hash == token_hash), None)
+
+    async def tokens(self) -> list[Token]:
+        return sorted(self.tokens_, key=lambda t: t.created_at)
+
+    async def revoke(self, name: str, at: datetime) -> bool:
+        for i, t in enumerate(self.tokens_):
+            if t.name == name and t.revoked_at is None:
+                self.tokens_[i] = replace(t, revoked_at=at)
+                return True
+        return False
+
+    async def add_session(self, session: Session) -> None:
+        self.sessions[session.token_hash] = session
+
+    async def session(self, token_hash: str) -> Session | None:
+        return self.sessions.get(token_hash)
+
+    async def end_session(self, token_hash: str) -> None:
+        self.sessions.pop(token_hash, None)
+
+    async def end_expired(self, now: datetime) -> int:
+        old = [h for h, s in self.sessions.items() if s.expires_at <= now]
+        for h in old:
+            del self.sessions[h]
+        return len(old)
 
 
 class FakeClock:

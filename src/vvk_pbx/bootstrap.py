@@ -25,11 +25,13 @@ from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.http.api import Services, make_app
 from vvk_pbx.services import calls
+from vvk_pbx.services.access import AccessService
 from vvk_pbx.services.calls.controller import Item
 from vvk_pbx.services.clock import SystemClock
 from vvk_pbx.services.reconciliation import Reconciliation
 from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.referrals import ReferralService
+from vvk_pbx.storage.access import AccessStore
 from vvk_pbx.storage.calllog import CallLog, StorageError, default_url
 from vvk_pbx.storage.pins import PinStore
 from vvk_pbx.storage.referrals import ReferralStore
@@ -45,10 +47,12 @@ SHUTDOWN_FLUSH_S = 10
 @dataclass
 class Stores:
     """The database as a one-shot command (the CLI) uses it: the call log, and the
-    referral service over the same database (referrals, ledger, PINs)."""
+    referral and access services over the same database (referrals, ledger, PINs,
+    tokens, sessions)."""
 
     calls: CallLog
     referrals: ReferralService
+    access: AccessService
 
 
 def referral_service(store: CallLog, settings: Settings, calendar: Calendar) -> ReferralService:
@@ -72,7 +76,9 @@ async def open_stores(
     Raises ``StorageError``."""
     store = await CallLog.open(database_url or default_url(layout.state), create)
     try:
-        yield Stores(store, referral_service(store, settings, Calendar(settings.hours_policy())))
+        referrals = referral_service(store, settings, Calendar(settings.hours_policy()))
+        access = AccessService(AccessStore(store.engine), referrals, settings)
+        yield Stores(store, referrals, access)
     finally:
         await store.close()
 
@@ -202,7 +208,8 @@ async def run(
             )
         return body
 
-    app = make_app(Services(controller, referrals, clock), health)
+    access = AccessService(AccessStore(store.engine), referrals, settings)
+    app = make_app(Services(controller, referrals, access, clock), health)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", health_port).start()

@@ -592,6 +592,90 @@ def pins_set(
     out.print(f"PIN for {extension}: {chosen}", markup=False)
 
 
+tokens_app = typer.Typer(
+    help="Bearer tokens for machines on the HTTP API (S1): shown once, kept as a hash.",
+    no_args_is_help=True,
+)
+app.add_typer(tokens_app, name="tokens")
+
+
+@tokens_app.command("create")
+def tokens_create(
+    role: Annotated[str, typer.Option(help="operator, reports or admin.")],
+    name: Annotated[str, typer.Option(help="Who uses it, e.g. intranet (unique).")],
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Create a token and print it once: only its hash is kept."""
+    from vvk_pbx.domain.access import Role
+    from vvk_pbx.storage.access import TokenExistsError
+
+    settings = _load_or_exit(config)
+    try:
+        chosen = Role(role)
+    except ValueError:
+        raise typer.BadParameter("operator, reports or admin", param_hint="--role") from None
+    now = _now(settings)
+
+    async def create(stores: bootstrap.Stores) -> str:
+        try:
+            return await stores.access.create_token(name, chosen, now)
+        except TokenExistsError as exc:
+            # Not a storage fault (exit 1) but a name to choose again (exit 2).
+            raise ValueError(str(exc)) from None
+
+    try:
+        secret = _with_store(database, "tokens", settings, create)
+    except ValueError as exc:
+        hint = "--role" if "role" in str(exc) else "--name"
+        raise typer.BadParameter(str(exc), param_hint=hint) from None
+    _log(f"token {name!r} ({chosen.value}); it is shown this once, keep it safe:")
+    out.print(secret, markup=False)
+
+
+@tokens_app.command("list")
+def tokens_list(
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """The tokens, with their role and whether they are revoked (never the secrets)."""
+    settings = _load_or_exit(config)
+    tz = settings.site.tz
+
+    async def fetch(stores: bootstrap.Stores) -> list[dict[str, Any]]:
+        return [views.token_json(t, tz) for t in await stores.access.tokens()]
+
+    rows = _with_store(database, "tokens", settings, fetch, create=False)
+    if as_json:
+        out.print_json(json.dumps(rows, ensure_ascii=False))
+        return
+    shown = [
+        (r["name"], r["role"], _minute(r["created_at"]), _minute(r["revoked_at"] or "") or None)
+        for r in rows
+    ]
+    out.print(table(f"Nycklar ({len(rows)})", ("Namn", "Roll", "Skapad", "Återkallad"), shown))
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name.")],
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Revoke a token at once. Exit 1 when there is none of that name in force."""
+    settings = _load_or_exit(config)
+    now = _now(settings)
+
+    async def revoke(stores: bootstrap.Stores) -> bool:
+        return await stores.access.revoke(name, now)
+
+    if not _with_store(database, "tokens", settings, revoke, create=False):
+        err.print(f"vvk-pbx tokens: no token {name!r} in force", markup=False)
+        raise typer.Exit(1)
+    _log(f"token {name!r} revoked")
+
+
 @app.command("callbacks")
 def callbacks(
     overdue: Annotated[

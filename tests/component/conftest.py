@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import MemoryMessages, MemoryPins, MemoryReferrals
+from tests.fakes import MemoryAccess, MemoryMessages, MemoryPins, MemoryReferrals
+from vvk_pbx.services.access import AccessPort
 from vvk_pbx.services.referrals import MessagePort, PinPort, ReferralPort
+from vvk_pbx.storage.access import AccessStore
 from vvk_pbx.storage.calllog import CallLog
 from vvk_pbx.storage.pins import PinStore
 from vvk_pbx.storage.referrals import ReferralStore
@@ -133,11 +135,12 @@ async def call_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 
 @dataclass
 class Stores:
-    """The referral service's ports, in one backend."""
+    """The referral and access services' ports, in one backend."""
 
     referrals: ReferralPort
     messages: MessagePort
     pins: PinPort
+    access: AccessPort
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
@@ -145,8 +148,10 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     """The stores in memory (the component tests' fakes) and in both databases: the
     same contract tests hold for all three."""
     if request.param == "memory":
-        yield Stores(MemoryReferrals(), MemoryMessages(), MemoryPins())
+        yield Stores(MemoryReferrals(), MemoryMessages(), MemoryPins(), MemoryAccess())
         return
     async with _database(request.param, request, tmp_path) as log:
         engine = log.engine
-        yield Stores(ReferralStore(engine), MessageStore(engine), PinStore(engine))
+        yield Stores(
+            ReferralStore(engine), MessageStore(engine), PinStore(engine), AccessStore(engine)
+        )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import wave
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +21,7 @@ from tests.conftest import STHLM
 from tests.fakes import (
     FakeClock,
     FakeTimers,
+    MemoryAccess,
     MemoryMessages,
     MemoryPins,
     MemoryReferrals,
@@ -39,6 +40,7 @@ from vvk_pbx.domain.routing import CallKind, Route, route
 from vvk_pbx.domain.voicemail import Status
 from vvk_pbx.http.api import Services
 from vvk_pbx.services import calls, views
+from vvk_pbx.services.access import AccessService
 from vvk_pbx.services.calls.controller import CallController, Item
 from vvk_pbx.services.operator_queue import OperatorQueue
 from vvk_pbx.services.reconciliation import Reconciliation
@@ -63,6 +65,7 @@ class Rig:
     service: ReferralService
     clock: FakeClock
     timers: FakeTimers
+    access: MemoryAccess = field(default_factory=MemoryAccess)
 
     async def event(self, raw: dict[str, Any]) -> None:
         """Handle one event as the controller does, with the events it posts."""
@@ -87,7 +90,8 @@ class Rig:
         return [(r.path, r.query) for r in self.fake.requests() if r.method in ("POST", "DELETE")]
 
     def services(self) -> Services:
-        return Services(self.controller, self.service, self.clock)
+        access = AccessService(self.access, self.service, self.service.settings)
+        return Services(self.controller, self.service, access, self.clock)
 
 
 def chan(cid: str, number: str = "0701234567", name: str | None = None) -> dict[str, Any]:
@@ -699,43 +703,6 @@ async def test_an_unanswered_transfer_to_a_person_gets_the_menu(open_: Rig) -> N
     )
 
 
-async def test_the_transfer_api_checks_then_transfers(open_: Rig) -> None:
-    from aiohttp.test_utils import TestClient, TestServer
-
-    from vvk_pbx.http.api import make_app
-
-    app = make_app(open_.services(), lambda: {"ari_connected": True})
-    async with TestClient(TestServer(app)) as client:
-        response = await client.post("/calls/nope/transfer", json={"to": "1201"})
-        assert (response.status, await response.json()) == (
-            404,
-            {"error": "no call nope in progress"},
-        )
-        await open_.event(stasis("t1", OPEN, "inbound", "012319100"))
-        response = await client.post("/calls/t1/transfer", json={"to": "1201"})
-        assert response.status == 409  # still ringing the operators
-        await open_.event(dial("t1:op1", "ANSWER", OPEN + timedelta(seconds=3)))
-        for body, reason in (
-            ("{not json", "the body must be JSON"),
-            ('{"to": 1201}', "with the extension as a string"),
-            ('{"to": "1201", "when": "now"}', "unknown field(s): when"),
-            ('{"to": "4711"}', "'4711' is not an extension in the directory"),
-        ):
-            response = await client.post("/calls/t1/transfer", data=body)
-            assert response.status == 422
-            assert reason in (await response.json())["error"]
-        assert open_.call("t1").state == Connected("t1:op1", "1001"), "refusals change nothing"
-        response = await client.post("/calls/t1/transfer", json={"to": "1201"})
-        assert (response.status, await response.json()) == (
-            202,
-            {"call": "t1", "to": "1201", "status": "transferring"},
-        )
-        await open_.dispatcher.drain()
-        assert created(open_)[-1] == "t1:xfer3"
-        await open_.recorder.flush()
-        assert "[A5] transferred by 1001 to 1201 via the API" in open_.store.calls["t1"].trace
-
-
 async def test_a_finished_call_leaves_nothing_behind(open_: Rig) -> None:
     await answered_by_operator(open_, "f1")
     await open_.event(ended("f1", OPEN + timedelta(seconds=30)))
@@ -1079,80 +1046,6 @@ async def test_an_answer_that_fails_matters_only_if_the_caller_is_still_unanswer
         assert open_.call("a1").state == Connected("a1:op1", "1001")
 
 
-async def test_the_referral_and_ledger_api(open_: Rig) -> None:
-    from aiohttp.test_utils import TestClient, TestServer
-
-    from vvk_pbx.http.api import make_app
-
-    app = make_app(open_.services(), lambda: {"ari_connected": True})
-    async with TestClient(TestServer(app)) as client:
-        response = await client.put(
-            "/referrals/1101", json={"reason": 2, "until": "2026-11-30T14:30", "note": "Budget"}
-        )
-        assert response.status == 201, await response.text()
-        body = await response.json()
-        assert (body["phrase"], body["end"], body["source"]) == (
-            "är på möte",
-            "2026-11-30T14:30:00+01:00",
-            "api",
-        )
-        assert [r["extension"] for r in await (await client.get("/referrals")).json()] == ["1101"]
-        one = await client.get("/referrals/1101")
-        assert (one.status, (await one.json())["note"]) == (200, "Budget")
-        for path, reason in (
-            ("/referrals/1102", "has no referral in force"),
-            ("/referrals/1999", "not a staff extension"),
-        ):
-            response = await client.get(path)
-            assert response.status == 404 and reason in (await response.json())["error"]
-        for extension, payload, status, reason in (
-            ("1999", {"reason": 2, "until": "2026-11-30T14:30"}, 404, "not a staff extension"),
-            ("1101", {"reason": 42, "until": "2026-11-30T14:30"}, 422, "no reason code 42"),
-            ("1101", {"reason": "2", "until": "2026-11-30T14:30"}, 422, "whole number"),
-            ("1101", {"reason": 2, "until": "tomorrow"}, 422, "is not a time"),
-            ("1101", {"reason": 2, "until": "2026-11-30T09:00"}, 422, "after the start"),
-            ("1101", {"reason": 2, "until": "2026-11-30T14:30", "x": 1}, 422, "unknown field"),
-            ("1101", {"reason": 2, "until": "2026-12-01"}, 422, "has no time of day"),
-            ("1101", {"reason": 2, "until": "9999-12-31T23:59-05:00"}, 422, "not within"),
-            (
-                "1101",
-                {"reason": 2, "from": "0001-01-01T00:30+01:00", "until": "2026-12-01T10:00"},
-                422,
-                "not within",
-            ),
-            (
-                "1101",
-                {"reason": 2, "until": "2026-12-01T10:00", "note": "a\x00b"},
-                422,
-                "printable",
-            ),
-        ):
-            response = await client.put(f"/referrals/{extension}", json=payload)
-            assert response.status == status, payload
-            assert reason in (await response.json())["error"]
-        response = await client.put("/referrals/1101", data="[1, 2]")
-        assert response.status == 422
-        assert (await (await client.delete("/referrals/1101")).json()) == {"cleared": True}
-        assert (await (await client.delete("/referrals/1101")).json()) == {"cleared": False}
-        assert (await client.delete("/referrals/1999")).status == 404
-
-        await open_.service.message_left(
-            "1101", "0701234567", "m1", OPEN - timedelta(days=7), 12.0, "vm-1101-m1"
-        )
-        ledger = await (await client.get("/messages?overdue=true")).json()
-        assert [(m["id"], m["overdue"]) for m in ledger] == [("m1", True)]
-        assert await (await client.get("/messages?unit=ifo")).json() == []
-        assert (await client.get("/messages?unit=nope")).status == 422
-        assert (await client.get("/messages?overdue=maybe")).status == 422
-        response = await client.post("/messages/m1/called-back")
-        assert (await response.json())["status"] == "called_back"
-        assert await (await client.get("/messages?overdue=true")).json() == []
-        response = await client.post("/messages/nope/called-back")
-        assert (response.status, await response.json()) == (404, {"error": "no message nope"})
-        response = await client.get("/no/such/route")
-        assert response.status == 404 and "error" in await response.json()
-
-
 async def test_another_persons_phone_with_the_right_pin_and_a_lock_after_wrong_ones(
     open_: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -1205,26 +1098,6 @@ async def test_a_mailbox_without_a_pin_is_refused(open_: Rig) -> None:
     for digit in "1234#":
         await open_.event(dtmf("v2", digit))
     assert played_media(open_, "v2")[-1] == "sound:vvk/voicemail-wrong-pin,sound:vvk/voicemail-pin"
-
-
-async def test_the_api_refuses_deep_json_and_a_transfer_to_the_same_phone(open_: Rig) -> None:
-    from aiohttp.test_utils import TestClient, TestServer
-
-    from vvk_pbx.http.api import make_app
-
-    await answered_by_operator(open_)
-    app = make_app(open_.services(), lambda: {"ari_connected": True})
-    async with TestClient(TestServer(app)) as client:
-        deep = "[" * 30000 + "]" * 30000
-        response = await client.post("/calls/t1/transfer", data=deep)
-        assert response.status == 422 and "error" in await response.json()
-        response = await client.post("/calls/t1/transfer", json={"to": "1001"})
-        assert (response.status, (await response.json())["error"]) == (
-            409,
-            "call t1 is already connected to 1001",
-        )
-        response = await client.post("/calls/t1/transfer", data="x" * 70000)
-        assert response.status == 413 and "error" in await response.json()
 
 
 async def test_a_transferred_caller_who_chooses_nothing_goes_back_to_the_switchboard(

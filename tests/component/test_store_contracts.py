@@ -1,5 +1,5 @@
-"""The stores' contract: referrals, the callback ledger and PINs (R1–R4, V1, V2), the same in
-memory (the component tests' fakes), in SQLite and in PostgreSQL."""
+"""The stores' contract: referrals, the callback ledger, PINs, tokens and sessions (R1–R4, V1,
+V2, S1), the same in memory (the component tests' fakes), in SQLite and in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import pytest
 
 from tests.component.conftest import Stores
 from tests.conftest import STHLM
+from vvk_pbx.domain.access import Role, Session
 from vvk_pbx.domain.pins import PinRecord
 from vvk_pbx.domain.referral import Source
 from vvk_pbx.domain.voicemail import Message, Status
+from vvk_pbx.storage.access import TokenExistsError
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=STHLM)
 
@@ -123,3 +125,44 @@ async def test_pins_are_kept_and_replaced(stores: Stores) -> None:
     locked = first.after_attempt(False, T0)
     await pins.put(locked)
     assert await pins.get("1101") == locked
+
+
+async def test_who_cleared_a_referral_and_who_called_back_are_kept(stores: Stores) -> None:
+    await stores.referrals.set("1101", 2, T0, T0 + timedelta(hours=2), "1101", Source.PHONE)
+    cleared = await stores.referrals.clear("1101", T0 + timedelta(minutes=5), by="1001")
+    assert cleared is not None and cleared.cleared_by == "1001"
+    [kept] = await stores.referrals.history("1101")
+    assert (kept.set_by, kept.cleared_by) == ("1101", "1001")
+    await stores.messages.add(message("m1"))
+    marked = await stores.messages.mark("m1", Status.CALLED_BACK, T0, by="token:intranet")
+    assert marked is not None and marked.called_back_by == "token:intranet"
+    assert (await stores.messages.get("m1")) == marked
+
+
+async def test_tokens_are_kept_by_digest_named_once_and_revoked(stores: Stores) -> None:
+    access = stores.access
+    token = await access.add_token("intranet", Role.REPORTS, "ab" * 32, T0)
+    assert await access.token("ab" * 32) == token
+    assert await access.token("cd" * 32) is None
+    with pytest.raises(TokenExistsError, match="intranet"):
+        await access.add_token("intranet", Role.ADMIN, "cd" * 32, T0)
+    await access.add_token("console", Role.OPERATOR, "ef" * 32, T0 + timedelta(minutes=1))
+    assert [t.name for t in await access.tokens()] == ["intranet", "console"]
+    assert await access.revoke("intranet", T0 + timedelta(hours=1))
+    assert not await access.revoke("intranet", T0 + timedelta(hours=2)), "revoked once"
+    assert not await access.revoke("nope", T0)
+    found = await access.token("ab" * 32)
+    assert found is not None and found.revoked_at == T0 + timedelta(hours=1)
+
+
+async def test_sessions_end_when_asked_and_when_old(stores: Stores) -> None:
+    access = stores.access
+    one = Session("11" * 32, "1101", "csrf1", T0, T0 + timedelta(hours=10))
+    two = Session("22" * 32, "1001", "csrf2", T0, T0 + timedelta(hours=1))
+    await access.add_session(one)
+    await access.add_session(two)
+    assert await access.session("11" * 32) == one
+    assert await access.end_expired(T0 + timedelta(hours=2)) == 1
+    assert await access.session("22" * 32) is None
+    await access.end_session("11" * 32)
+    assert await access.session("11" * 32) is None

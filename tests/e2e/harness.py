@@ -528,13 +528,37 @@ ONE_OPERATOR = ('[[operators]]\nname = "Växeln 2"\nextension = "1002"\n', "")
 CONTROLLER_API = "http://127.0.0.1:18089"
 
 
-async def transfer(call_id: str, to: str) -> tuple[int, dict[str, Any]]:
-    """``POST /calls/{id}/transfer`` on the controller under test: its status and JSON.
+def vvk(database: str, *args: str) -> str:
+    """Run a ``vvk-pbx`` command on the test's database and the sample config; its stdout."""
+    from tests.conftest import ROOT, SAMPLE_CONFIG
+
+    return subprocess.run(
+        [VVK, *args, "--database", database, "--config", str(SAMPLE_CONFIG)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    ).stdout
+
+
+def operator_token(database: str) -> str:
+    """A new operator's bearer token, made as ops make one (``vvk-pbx tokens create``)."""
+    name = f"e2e-{next(_tokens)}"
+    return vvk(database, "tokens", "create", "--role", "operator", "--name", name).strip()
+
+
+_tokens = itertools.count(1)
+
+
+async def transfer(call_id: str, to: str, token: str | None) -> tuple[int, dict[str, Any]]:
+    """``POST /calls/{id}/transfer`` on the controller under test with the bearer
+    ``token`` (none: no Authorization header): its status and JSON.
 
     The observer may see an operator's answer before the controller has handled
     it; until then the call is "not connected" (409), so that is retried for 5 s.
     """
-    async with aiohttp.ClientSession() as session:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
         for _ in range(50):
             async with session.post(
                 f"{CONTROLLER_API}/calls/{call_id}/transfer", json={"to": to}

@@ -19,6 +19,7 @@ from tests.e2e.harness import (
     dial,
     dialplan_app,
     entered_stasis,
+    operator_token,
     place_call,
     playback_started,
     played,
@@ -395,9 +396,12 @@ async def test_an_operator_transfers_the_caller_through_the_api(
         call = await place_call(pbx, SWITCHBOARD, caller_number="0700000032", hold_ms=5000)
         caller = await entered_stasis(observer, "0700000032", "the call")
         await observer.wait_for(dial("PJSIP/1001-", "ANSWER"), 10, "the operator answering")
-        status, body = await transfer(caller, "9999")
+        status, body = await transfer(caller, "1302", None)
+        assert status == 401 and "log in" in body["error"], "S1: no token, no transfer"
+        token = operator_token(database)
+        status, body = await transfer(caller, "9999", token)
         assert status == 422, body
-        status, body = await transfer(caller, "1302")
+        status, body = await transfer(caller, "1302", token)
         assert status == 202, body
         answered = await observer.wait_for(
             dial("PJSIP/1302-", "ANSWER"), 15, "1302 answering the transferred call"
@@ -409,6 +413,7 @@ async def test_an_operator_transfers_the_caller_through_the_api(
         )
         [record] = [c for c in calls if c["id"] == caller]
         assert "[A5] transferred by 1001 to 1302 via the API" in record["trace"]  # type: ignore[operator]
+        assert "[S1] the transfer was asked for by token:e2e-" in "\n".join(record["trace"])  # type: ignore[arg-type]
         assert _leg(record, f"{caller}:xfer2")["answered_at"]
     finally:
         await operator.stop()

@@ -5,14 +5,13 @@ from __future__ import annotations
 import array
 import asyncio
 import json
-import subprocess
 import wave
 from datetime import datetime
 from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import ROOT, SAMPLE_CONFIG
+from tests.conftest import SAMPLE_CONFIG
 from tests.e2e.conftest import PbxEnv
 from tests.e2e.harness import (
     CLOSED_AT,
@@ -20,18 +19,19 @@ from tests.e2e.harness import (
     ONE_OPERATOR,
     OPEN_AT,
     SPEECH,
-    VVK,
     Controller,
     Observer,
     Pbx,
     dial,
     dialplan_app,
     entered_stasis,
+    operator_token,
     place_call,
     playback_started,
     played,
     start_phone,
     transfer,
+    vvk,
 )
 from vvk_pbx.asterisk import local
 from vvk_pbx.config import load
@@ -48,17 +48,6 @@ READ_BACK = [
     "sound:vvk/num-14",
     "sound:vvk/num-30",
 ]
-
-
-def vvk(database: str, *args: str) -> str:
-    """Run a ``vvk-pbx`` command on the test's database and the sample config; its stdout."""
-    return subprocess.run(
-        [VVK, *args, "--database", database, "--config", str(SAMPLE_CONFIG)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=ROOT,
-    ).stdout
 
 
 def refer(database: str, extension: str, reason: int, start: str, until: str) -> None:
@@ -342,7 +331,7 @@ async def test_an_operator_transfers_a_caller_to_a_referred_person(
         call = await place_call(pbx, "012319100", caller_number="0700000047", hold_ms=14000)
         caller = await entered_stasis(observer, "0700000047", "the call to the switchboard")
         await observer.wait_for(dial("PJSIP/1001-", "ANSWER"), 10, "the operator answering")
-        status, body = await transfer(caller, "1101")
+        status, body = await transfer(caller, "1101", operator_token(database))
         assert status == 202, body
         await observer.wait_for(
             playback_started(caller, "sound:vvk/referral-menu"), 20, "the referral, then the menu"

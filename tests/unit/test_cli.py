@@ -408,7 +408,38 @@ def test_pins_are_set_and_refused_clearly(tmp_path: Path) -> None:
     result = runner.invoke(app, ["pins", "set", "1101", "--pin", "12", *db])
     assert result.exit_code == 2 and "4 to 8 digits" in result.output
     result = runner.invoke(app, ["pins", "set", "1999", *db])
-    assert result.exit_code == 2 and "not a staff extension" in result.output
+    assert result.exit_code == 2 and "is not a staff or operator" in result.output
+    # An operator has a PIN too: it is the web login (S1).
+    result = runner.invoke(app, ["pins", "set", "1001", "--pin", "4711", *db])
+    assert result.exit_code == 0, result.output
+
+
+def test_tokens_are_shown_once_listed_without_secrets_and_revoked(tmp_path: Path) -> None:
+    db = ["--database", f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"]
+    result = runner.invoke(
+        app, ["tokens", "create", "--role", "reports", "--name", "intranet", *db]
+    )
+    assert result.exit_code == 0, result.output
+    secret = result.stdout.strip()
+    assert secret.startswith("vvk_") and len(secret) > 40, "only the secret goes to stdout"
+    for args, hint in (
+        (["--role", "reports", "--name", "intranet"], "exists already"),
+        (["--role", "staff", "--name", "x"], "not staff"),
+        (["--role", "boss", "--name", "x"], "operator, reports or admin"),
+        (["--role", "admin", "--name", "a b"], "letters, digits"),
+    ):
+        result = runner.invoke(app, ["tokens", "create", *args, *db])
+        assert result.exit_code == 2 and hint in result.output, result.output
+    result = runner.invoke(app, ["tokens", "list", "--json", *db])
+    [row] = json.loads(result.stdout)
+    assert (row["name"], row["role"], row["revoked_at"]) == ("intranet", "reports", None)
+    listed = runner.invoke(app, ["tokens", "list", *db]).stdout
+    assert "intranet" in listed and secret not in listed
+    assert runner.invoke(app, ["tokens", "revoke", "intranet", *db]).exit_code == 0
+    result = runner.invoke(app, ["tokens", "revoke", "intranet", *db])
+    assert result.exit_code == 1 and "no token 'intranet' in force" in result.output
+    [row] = json.loads(runner.invoke(app, ["tokens", "list", "--json", *db]).stdout)
+    assert row["revoked_at"] is not None
 
 
 @pytest.mark.parametrize(

@@ -213,6 +213,7 @@ def cross_checks(raw: dict[str, Any]) -> Iterator[tuple[str, str]]:
             yield f"staff[{i}].unit", f"unknown unit {unit!r} (units: {known})"
     yield from _phone_ports(raw, seen_ext)
     yield from _overflow(raw, set(seen_ext), unit_ids)
+    yield from _access(raw, set(seen_ext))
     overrides = raw.get("overrides")
     if isinstance(overrides, dict):
         yield from _override_dates(overrides)
@@ -234,6 +235,23 @@ def _overflow(
                 f"{entry!r} is neither an extension nor a unit id "
                 f"(units: {', '.join(sorted(unit_ids)) or 'none'})",
             )
+
+
+def _access(raw: dict[str, Any], extensions: set[str]) -> Iterator[tuple[str, str]]:
+    # S1: a role for an extension nobody has would be a login nobody can use, or a typo.
+    access = raw.get("access")
+    if not isinstance(access, dict):
+        return
+    for role in ("operators", "admins", "reports"):
+        listed = access.get(role)
+        if not isinstance(listed, list):
+            continue
+        for i, extension in enumerate(listed):
+            if isinstance(extension, str) and extension not in extensions:
+                yield (
+                    f"access.{role}[{i}]",
+                    f"{extension!r} is no extension of the directory or the operators",
+                )
 
 
 def _phone_ports(raw: dict[str, Any], extensions: dict[str, str]) -> Iterator[tuple[str, str]]:

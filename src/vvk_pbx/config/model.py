@@ -27,6 +27,7 @@ from pydantic import (
     field_validator,
 )
 
+from vvk_pbx.domain.access import Role
 from vvk_pbx.domain.calendar import (
     Calendar,
     ClosedDay,
@@ -387,6 +388,18 @@ class Voicemail(Section):
     silence_s: Count = Field(default=5, ge=1, le=60)
 
 
+class Access(Section):
+    """Who may do what over HTTP (S1). Every person in the directory is ``staff``; the
+    ``[[operators]]`` are ``operator``. These lists add roles to extensions of the
+    directory or the operators (checked at load). ``session_hours``: how long a
+    browser stays logged in."""
+
+    operators: tuple[Extension, ...] = ()
+    admins: tuple[Extension, ...] = ()
+    reports: tuple[Extension, ...] = ()
+    session_hours: Count = Field(default=10, ge=1, le=24)
+
+
 class Settings(Section):
     """The whole ops config. Build it with ``vvk_pbx.config.load``."""
 
@@ -402,6 +415,7 @@ class Settings(Section):
     units: tuple[Unit, ...] = ()
     staff: tuple[Person, ...] = ()
     referral_reasons: tuple[Reason, ...] = ()
+    access: Access = Access()
     asterisk: Asterisk
 
     def hours_policy(self) -> HoursPolicy:
@@ -492,6 +506,20 @@ class Settings(Section):
             voicemail_max_s=self.voicemail.max_s,
             voicemail_silence_s=self.voicemail.silence_s,
         )
+
+    def roles(self, extension: str) -> frozenset[Role]:
+        """The roles a person holds on the web (S1): none for an unknown extension."""
+        held: set[Role] = set()
+        if any(p.extension == extension for p in self.staff):
+            held.add(Role.STAFF)
+        operators = {o.extension for o in self.operators} | set(self.access.operators)
+        if extension in operators:
+            held.add(Role.OPERATOR)
+        if extension in self.access.admins:
+            held.add(Role.ADMIN)
+        if extension in self.access.reports:
+            held.add(Role.REPORTS)
+        return frozenset(held)
 
     def unit_members(self, unit_id: str) -> tuple[Person, ...]:
         """The unit's staff in directory order, which is the order colleagues are offered (A5)."""

@@ -60,13 +60,14 @@ class Referral:
     source: Source
     note: str | None = None
     cleared_at: datetime | None = None
+    cleared_by: str | None = None  # who ended it early (S1); None when a newer one replaced it
 
     def in_force(self, now: datetime) -> bool:
         return self.cleared_at is None and self.start <= now < self.end
 
-    def cleared(self, at: datetime) -> Referral:
-        """The referral ended early at ``at`` (R4); a future one is cancelled."""
-        return replace(self, cleared_at=at)
+    def cleared(self, at: datetime, by: str | None = None) -> Referral:
+        """The referral ended early at ``at`` (R4), by ``by``; a future one is cancelled."""
+        return replace(self, cleared_at=at, cleared_by=by)
 
 
 def in_force(referrals: Iterable[Referral], extension: str, now: datetime) -> Referral | None:

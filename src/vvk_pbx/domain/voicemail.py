@@ -34,6 +34,7 @@ class Message:
     deadline_at: datetime
     status: Status = Status.NEW
     called_back_at: datetime | None = None
+    called_back_by: str | None = None  # who marked it (S1): an extension or a token
 
     def overdue(self, now: datetime) -> bool:
         """Not called back by its deadline (V2). Deleting the recording does not answer

@@ -1,20 +1,34 @@
 """The controller's HTTP API: a thin adapter that parses, calls the service and serialises.
 
-Routes (JSON in and out; errors are ``{"error": "<reason>"}`` with a 4xx status):
+Routes (JSON in and out; errors are ``{"error": "<reason>"}`` with a 4xx status).
+Every route but the three public ones needs a person's session (``POST /login``:
+an HttpOnly, SameSite=Strict cookie; a change sends the session's
+``X-CSRF-Token``) or a machine's ``Authorization: Bearer <token>`` (S1): 401
+without, 403 with a role that may not (``domain/access.py``).
 
-- ``GET /health``: 200 while the ARI events socket is up, else 503.
-- ``POST /calls/{id}/transfer`` with ``{"to": "<extension>"}``: a blind
-  transfer of a connected call (A5). 202 when queued; 404 no such call in
+- public: ``GET /health`` (200 while the ARI events socket is up, else 503),
+  ``GET /hours`` (the switchboard open or closed now, and the next change, H5),
+  ``POST /login`` with ``{"extension": "1101", "pin": "4711"}`` (200 with who
+  and the CSRF token; 401 wrong; 423 locked, as the phone locks).
+- ``POST /logout``; ``GET /me``: who the request is.
+- ``POST /calls/{id}/transfer`` with ``{"to": "<extension>"}`` (operator): a
+  blind transfer of a connected call (A5). 202 when queued; 404 no such call in
   progress; 409 not connected; 422 a malformed body or an unknown extension.
 - ``GET /referrals``: every referral in force, by extension (R6).
 - ``GET /referrals/{extension}``: that person's referral in force; 404 when the
   phone is open or the extension is not a staff member's.
 - ``PUT /referrals/{extension}`` with ``{"reason": 2, "until": "2026-12-01T14:30",
   "from": optional, "note": optional}`` (times without an offset are local):
-  201 with the referral (R2, R3); 404 unknown extension; 422 otherwise.
+  201 with the referral (R2, R3); 404 unknown extension; 422 otherwise. A
+  person may change their own, an operator anyone's.
 - ``DELETE /referrals/{extension}``: open the phone (R4); 200 ``{"cleared": bool}``.
-- ``GET /messages?unit=<id>&overdue=true``: the callback ledger (V2).
-- ``POST /messages/{id}/called-back``: 200 with the message; 404 unknown.
+- ``GET /messages?unit=<id>&overdue=true``: the callback ledger (V2); a person
+  sees only their own.
+- ``POST /messages/{id}/called-back``: 200 with the message; 404 unknown. A
+  person marks their own, an operator any.
+
+Every change records who made it (``set_by``, ``cleared_by``,
+``called_back_by``: an extension or ``token:<name>``).
 
 Times in answers are ISO 8601 in the site's zone.
 """
@@ -23,6 +37,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -30,9 +45,12 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
+from vvk_pbx.domain.access import Principal
+from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.callflow.flows.transfer import TransferError
 from vvk_pbx.domain.referral import Source
 from vvk_pbx.services import views
+from vvk_pbx.services.access import AccessService, LoginError
 from vvk_pbx.services.clock import Clock
 from vvk_pbx.services.referrals import ReferralError, ReferralService, require_time_of_day
 
@@ -42,33 +60,46 @@ log = logging.getLogger(__name__)
 class CallsPort(Protocol):
     """What the API needs of the calls in progress (``services.calls.CallController``)."""
 
-    def request_transfer(self, call_id: str, to: str) -> None: ...
+    def request_transfer(self, call_id: str, to: str, by: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
 class Services:
-    """What the routes use: the calls, the referral service, the one clock."""
+    """What the routes use: the calls, the referral and access services, the one clock."""
 
     calls: CallsPort
     referrals: ReferralService
+    access: AccessService
     clock: Clock
 
     @property
     def tz(self) -> tzinfo:
         return self.referrals.calendar.tz
 
+    @property
+    def calendar(self) -> Calendar:
+        return self.referrals.calendar
+
 
 HEALTH: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("health")
 SERVICES: web.AppKey[Services] = web.AppKey("services")
+PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+COOKIE = "vvk_session"
+PUBLIC = {("GET", "/health"), ("GET", "/hours"), ("POST", "/login")}
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
 def make_app(services: Services, health: Callable[[], dict[str, Any]]) -> web.Application:
     """The aiohttp application. ``health()`` returns the body of ``/health``; its
     ``ari_connected`` decides 200 or 503."""
-    app = web.Application(client_max_size=64 * 1024, middlewares=[_json_errors])
+    app = web.Application(client_max_size=64 * 1024, middlewares=[_json_errors, _authenticated])
     app[HEALTH] = health
     app[SERVICES] = services
     app.router.add_get("/health", _health)
+    app.router.add_get("/hours", _hours)
+    app.router.add_post("/login", _login)
+    app.router.add_post("/logout", _logout)
+    app.router.add_get("/me", _me)
     app.router.add_post("/calls/{call_id}/transfer", _transfer)
     app.router.add_get("/referrals", _referrals)
     app.router.add_get("/referrals/{extension}", _referral)
@@ -98,6 +129,101 @@ def _error(status: int, reason: str) -> web.Response:
     return web.json_response({"error": reason}, status=status)
 
 
+class Forbidden(web.HTTPForbidden):
+    """403 with the reason, as JSON (``_json_errors``)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason=reason)
+
+
+@web.middleware
+async def _authenticated(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Who the request is (S1): a session cookie or a bearer token, or 401. A change made
+    with a cookie must carry the session's CSRF token (the cookie is SameSite=Strict
+    too): a page of another site cannot make one."""
+    if (request.method, request.path) in PUBLIC:
+        response: web.StreamResponse = await handler(request)
+        return response
+    services, now = request.app[SERVICES], request.app[SERVICES].clock.now()
+    principal: Principal | None = None
+    header = request.headers.get("Authorization", "")
+    if header.startswith("Bearer "):
+        principal = await services.access.from_token(header.removeprefix("Bearer ").strip())
+    elif COOKIE in request.cookies:
+        principal = await services.access.from_session(request.cookies[COOKIE], now)
+        if principal is not None and request.method not in SAFE_METHODS:
+            sent = request.headers.get("X-CSRF-Token", "")
+            if principal.csrf is None or not secrets.compare_digest(sent, principal.csrf):
+                return _error(403, "a change from the browser needs its X-CSRF-Token")
+    if principal is None:
+        return _error(401, "log in (POST /login) or send Authorization: Bearer <token>")
+    request[PRINCIPAL] = principal
+    response = await handler(request)
+    return response
+
+
+def _principal(request: web.Request, allowed: bool = True, what: str = "") -> Principal:
+    """The request's principal; raises 403 (``what`` says why) unless ``allowed``.
+    Checked before the body is read: one who may not gets 403, never a 422 that
+    tells how the body would have been taken."""
+    if not allowed:
+        raise Forbidden(what or "your role may not do this")
+    return request[PRINCIPAL]
+
+
+async def _hours(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    status = services.calendar.status(services.clock.now())
+    return web.json_response(views.status_json(status))
+
+
+async def _login(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    body = await _json_object(request, 'the body must be {"extension": "...", "pin": "..."}')
+    if isinstance(body, web.Response):
+        return body
+    extension, pin = body.get("extension"), body.get("pin")
+    if not isinstance(extension, str) or not isinstance(pin, str):
+        return _error(422, 'the body must be {"extension": "...", "pin": "..."} as strings')
+    try:
+        login = await services.access.login(extension, pin, services.clock.now())
+    except LoginError as exc:
+        return _error(exc.status, exc.reason)
+    response = web.json_response(_me_json(services, login.principal))
+    response.set_cookie(
+        COOKIE,
+        login.secret,
+        max_age=services.access.settings.access.session_hours * 3600,
+        httponly=True,
+        samesite="Strict",
+        path="/",
+    )
+    return response
+
+
+async def _logout(request: web.Request) -> web.Response:
+    services = request.app[SERVICES]
+    if COOKIE in request.cookies:
+        await services.access.logout(request.cookies[COOKIE])
+    response = web.json_response({"logged_out": True})
+    response.del_cookie(COOKIE, path="/")
+    return response
+
+
+async def _me(request: web.Request) -> web.Response:
+    return web.json_response(_me_json(request.app[SERVICES], request[PRINCIPAL]))
+
+
+def _me_json(services: Services, principal: Principal) -> dict[str, Any]:
+    return {
+        "name": principal.name,
+        "who": services.access.who(principal),
+        "extension": principal.extension,
+        "roles": sorted(role.value for role in principal.roles),
+        "csrf": principal.csrf,
+    }
+
+
 async def _health(request: web.Request) -> web.Response:
     body = request.app[HEALTH]()
     return web.json_response(body, status=200 if body.get("ari_connected") else 503)
@@ -105,6 +231,7 @@ async def _health(request: web.Request) -> web.Response:
 
 async def _transfer(request: web.Request) -> web.Response:
     call_id = request.match_info["call_id"]
+    principal = _principal(request, request[PRINCIPAL].operates, "only an operator transfers calls")
     body = await _json_object(request, 'the body must be JSON: {"to": "<extension>"}')
     if isinstance(body, web.Response):
         return body
@@ -115,7 +242,7 @@ async def _transfer(request: web.Request) -> web.Response:
     if extra:
         return _error(422, f"unknown field(s): {', '.join(extra)}; only 'to' is accepted")
     try:
-        request.app[SERVICES].calls.request_transfer(call_id, to)
+        request.app[SERVICES].calls.request_transfer(call_id, to, principal.name)
     except TransferError as exc:
         return _error(exc.status, exc.reason)
     return web.json_response({"call": call_id, "to": to, "status": "transferring"}, status=202)
@@ -167,13 +294,17 @@ async def _referral(request: web.Request) -> web.Response:
 
 async def _set_referral(request: web.Request) -> web.Response:
     board = request.app[SERVICES]
+    extension = request.match_info["extension"]
+    principal = request[PRINCIPAL]
+    _principal(
+        request, principal.may_change_referral(extension), "you may change your own referral only"
+    )
     body = await _json_object(request)
     if isinstance(body, web.Response):
         return body
     extra = sorted(set(body) - {"reason", "until", "from", "note"})
     if extra:
         return _error(422, f"unknown field(s): {', '.join(extra)}")
-    extension = request.match_info["extension"]
     try:
         reason = body.get("reason")
         if not isinstance(reason, int) or isinstance(reason, bool):
@@ -185,7 +316,7 @@ async def _set_referral(request: web.Request) -> web.Response:
         start = _instant(board, body["from"], "from") if "from" in body else now
         end = _instant(board, body.get("until"), "until")
         referral = await board.referrals.set_referral(
-            extension, reason, start, end, "api", Source.API, note
+            extension, reason, start, end, principal.name, Source.API, note
         )
     except ReferralError as exc:
         return _error(404 if exc.field == "extension" else 422, exc.reason)
@@ -194,10 +325,13 @@ async def _set_referral(request: web.Request) -> web.Response:
 
 async def _clear_referral(request: web.Request) -> web.Response:
     board = request.app[SERVICES]
+    extension = request.match_info["extension"]
+    principal = request[PRINCIPAL]
+    _principal(
+        request, principal.may_change_referral(extension), "you may clear your own referral only"
+    )
     try:
-        cleared = await board.referrals.clear_referral(
-            request.match_info["extension"], board.clock.now()
-        )
+        cleared = await board.referrals.clear_referral(extension, board.clock.now(), principal.name)
     except ReferralError as exc:
         return _error(404, exc.reason)
     return web.json_response({"cleared": cleared is not None})
@@ -209,17 +343,26 @@ async def _messages(request: web.Request) -> web.Response:
     if overdue not in ("true", "false"):
         return _error(422, "overdue must be true or false")
     now = board.clock.now()
+    principal = request[PRINCIPAL]
     try:
         found = await board.referrals.ledger(now, request.query.get("unit"), overdue == "true")
     except ReferralError as exc:
         return _error(422, exc.reason)
+    if not principal.reads_everything:  # a person: their own messages only
+        found = [m for m in found if m.extension == principal.extension]
     return web.json_response([views.message_json(m, now, board.tz) for m in found])
 
 
 async def _called_back(request: web.Request) -> web.Response:
     board = request.app[SERVICES]
     now = board.clock.now()
-    message = await board.referrals.called_back(request.match_info["message_id"], now)
+    message_id = request.match_info["message_id"]
+    principal = request[PRINCIPAL]
+    found = await board.referrals.message(message_id)
+    if found is None:
+        return _error(404, f"no message {message_id}")
+    _principal(request, principal.may_mark(found.extension), "you may mark your own messages only")
+    message = await board.referrals.called_back(message_id, now, principal.name)
     if message is None:
-        return _error(404, f"no message {request.match_info['message_id']}")
+        return _error(404, f"no message {message_id}")
     return web.json_response(views.message_json(message, now, board.tz))

@@ -52,7 +52,9 @@ class ReferralPort(Protocol):
         source: Source,
         note: str | None = None,
     ) -> Referral: ...
-    async def clear(self, extension: str, at: datetime) -> Referral | None: ...
+    async def clear(
+        self, extension: str, at: datetime, by: str | None = None
+    ) -> Referral | None: ...
     async def in_force(self, extension: str, now: datetime) -> Referral | None: ...
     async def all_in_force(self, now: datetime) -> dict[str, Referral]: ...
 
@@ -72,7 +74,7 @@ class MessagePort(Protocol):
     async def known(self, message_ids: list[str]) -> set[str]: ...
     async def ledger(self, extensions: list[str] | None = None) -> list[Message]: ...
     async def mark(
-        self, message_id: str, status: Status, at: datetime | None = None
+        self, message_id: str, status: Status, at: datetime | None = None, by: str | None = None
     ) -> Message | None: ...
 
 
@@ -104,6 +106,7 @@ class ReferralService:
         self.calendar = calendar
         self.reasons = {r.code: r for r in settings.referral_reasons}
         self.staff = {p.extension: p for p in settings.staff}
+        self.operators = {o.extension for o in settings.operators}
         # A7: units with phone hours of their own; the others follow the switchboard.
         self.unit_calendars = {
             u.id: Calendar(policy)
@@ -134,7 +137,7 @@ class ReferralService:
                 if target not in self.staff:
                     raise CodeError(Problem.UNKNOWN_EXTENSION, f"{target} is not in the directory")
                 if not dry_run:
-                    await self._check_pin(target, code.pin or "", now, by=extension)
+                    await self.check_pin(target, code.pin or "", now, by=extension)
             elif extension not in self.staff:
                 raise CodeError(Problem.UNKNOWN_EXTENSION, f"{extension} is not in the directory")
             if isinstance(code, SetReferral):
@@ -149,7 +152,7 @@ class ReferralService:
                 [f"code-error-{exc.problem.value}"], f"[R2] code {dialed!r} refused: {exc}", False
             )
 
-    async def _check_pin(self, extension: str, pin: str, now: datetime, by: str) -> None:
+    async def check_pin(self, extension: str, pin: str, now: datetime, by: str) -> None:
         """Raises ``CodeError`` (WRONG_PIN, LOCKED) unless ``pin`` is the extension's PIN,
         tried from phone ``by``.
 
@@ -296,21 +299,25 @@ class ReferralService:
             raise ReferralError("note", "only printable text, on one line")
         return await self.store.set(extension, reason, start, end, set_by, source, note)
 
-    async def clear_referral(self, extension: str, at: datetime) -> Referral | None:
-        """Open a person's phone (R4); None when no referral was in force."""
+    async def clear_referral(
+        self, extension: str, at: datetime, by: str | None = None
+    ) -> Referral | None:
+        """Open a person's phone (R4), recording who did (``by``, S1); None when no
+        referral was in force."""
         if extension not in self.staff:
             raise ReferralError("extension", f"{extension} is not a staff extension")
-        return await self.store.clear(extension, at)
+        return await self.store.clear(extension, at, by)
 
     async def set_pin(self, extension: str, pin: str) -> None:
         """Set a person's PIN (kept as a salted hash), which also ends a lock (R2, V1).
 
-        Raises ``ReferralError`` for an extension not in the directory (field
-        "extension") or a PIN that is not 4–8 digits (field "pin");
-        ``StorageError`` when the database fails.
+        Operators have one too: it is their web login (S1). Raises ``ReferralError``
+        for an extension of neither the directory nor the operators (field
+        "extension") or a PIN that is not 4–8 digits (field "pin"); ``StorageError``
+        when the database fails.
         """
-        if extension not in self.staff:
-            raise ReferralError("extension", f"{extension} is not a staff extension")
+        if extension not in self.staff and extension not in self.operators:
+            raise ReferralError("extension", f"{extension} is not a staff or operator extension")
         try:
             record = PinRecord.create(extension, pin)
         except ValueError as exc:
@@ -344,7 +351,7 @@ class ReferralService:
         """
         if extension not in self.staff:
             raise CodeError(Problem.UNKNOWN_EXTENSION, f"{extension} has no mailbox")
-        await self._check_pin(extension, pin, now, by=extension)
+        await self.check_pin(extension, pin, now, by=extension)
         return [
             m
             for m in await self.messages.ledger([extension])
@@ -360,9 +367,16 @@ class ReferralService:
         """Set a message's status from the phone: heard, deleted or called back (V1, V2)."""
         return await self.messages.mark(message_id, status, at)
 
-    async def called_back(self, message_id: str, at: datetime) -> Message | None:
-        """Mark a message called back (V2); None if there is no such message."""
-        return await self.messages.mark(message_id, Status.CALLED_BACK, at)
+    async def called_back(
+        self, message_id: str, at: datetime, by: str | None = None
+    ) -> Message | None:
+        """Mark a message called back (V2), recording who did (``by``, S1); None if there is
+        no such message."""
+        return await self.messages.mark(message_id, Status.CALLED_BACK, at, by)
+
+    async def message(self, message_id: str) -> Message | None:
+        """One message of the ledger, or None."""
+        return await self.messages.get(message_id)
 
     def _local(self, at: datetime | None) -> str | None:
         return None if at is None else at.astimezone(self.calendar.tz).isoformat()

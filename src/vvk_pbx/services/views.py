@@ -13,6 +13,7 @@ from datetime import datetime, tzinfo
 from enum import Enum
 from typing import Any
 
+from vvk_pbx.domain.access import Token
 from vvk_pbx.domain.calendar import DaySchedule, Status
 from vvk_pbx.domain.calls import CallRecord, Leg
 from vvk_pbx.domain.referral import Referral
@@ -73,6 +74,7 @@ def referral_json(service: ReferralService, referral: Referral) -> dict[str, Any
         "set_by": referral.set_by,
         "source": referral.source.value,
         "cleared_at": local(referral.cleared_at, tz),
+        "cleared_by": referral.cleared_by,
     }
 
 
@@ -89,6 +91,7 @@ def message_json(message: Message, now: datetime, tz: tzinfo) -> dict[str, Any]:
         "overdue": message.overdue(now),
         "late": message.late,
         "called_back_at": local(message.called_back_at, tz),
+        "called_back_by": message.called_back_by,
         "recording": message.recording,
     }
 
@@ -108,4 +111,14 @@ def schedule_json(day: DaySchedule) -> dict[str, Any]:
         "date": day.day.isoformat(),
         "intervals": [[f"{r.start:%H:%M}", f"{r.end:%H:%M}"] for r in day.ranges],
         "reason": day.reason,
+    }
+
+
+def token_json(token: Token, tz: tzinfo) -> dict[str, Any]:
+    """A machine's token as ops see it: never its secret nor its hash (S1)."""
+    return {
+        "name": token.name,
+        "role": token.role.value,
+        "created_at": local(token.created_at, tz),
+        "revoked_at": local(token.revoked_at, tz),
     }

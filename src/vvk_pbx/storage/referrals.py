@@ -55,19 +55,22 @@ class ReferralStore:
             raise StorageError(f"storing a referral for {extension} failed: {exc}") from exc
         return referral
 
-    async def clear(self, extension: str, at: datetime) -> Referral | None:
-        """End the referral in force at ``at`` (R4); returns it, or None if there was none."""
+    async def clear(self, extension: str, at: datetime, by: str | None = None) -> Referral | None:
+        """End the referral in force at ``at`` (R4), by ``by``; returns it, or None if there
+        was none."""
         try:
             async with self.engine.begin() as connection:
                 current = in_force(await self._rows(connection, extension), extension, at)
                 if current is None:
                     return None
                 await connection.execute(
-                    update(referrals).where(referrals.c.id == current.id).values(cleared_at=at)
+                    update(referrals)
+                    .where(referrals.c.id == current.id)
+                    .values(cleared_at=at, cleared_by=by)
                 )
         except SQLAlchemyError as exc:
             raise StorageError(f"clearing the referral of {extension} failed: {exc}") from exc
-        return current.cleared(at)
+        return current.cleared(at, by)
 
     async def in_force(self, extension: str, now: datetime) -> Referral | None:
         """The person's referral in force at ``now``, or None."""
@@ -119,6 +122,7 @@ def _row(referral: Referral) -> dict[str, Any]:
         "set_by": referral.set_by,
         "source": referral.source.value,
         "cleared_at": referral.cleared_at,
+        "cleared_by": referral.cleared_by,
     }
 
 
@@ -133,4 +137,5 @@ def _referral(row: Any) -> Referral:
         source=Source(row["source"]),
         note=row["note"],
         cleared_at=row["cleared_at"],
+        cleared_by=row["cleared_by"],
     )

@@ -92,6 +92,7 @@ referrals = Table(
     Column("set_by", String(64), nullable=False),
     Column("source", String(16), nullable=False),
     Column("cleared_at", UtcDateTime),
+    Column("cleared_by", String(64)),
     Index("ix_referrals_extension_ends_at", "extension", "ends_at"),
 )
 
@@ -109,6 +110,7 @@ messages = Table(
     Column("deadline_at", UtcDateTime, nullable=False),
     Column("status", String(16), nullable=False),  # new, heard, called_back, deleted
     Column("called_back_at", UtcDateTime),
+    Column("called_back_by", String(64)),
     Index("ix_voicemail_messages_extension", "extension"),
     Index("ix_voicemail_messages_deadline_at", "deadline_at"),
 )
@@ -122,4 +124,26 @@ pins = Table(
     Column("salt", String(64), nullable=False),
     Column("failures", Integer, nullable=False),
     Column("locked_until", UtcDateTime),
+)
+
+# S1: machines' bearer tokens and browsers' sessions, each kept as a SHA-256 of the secret.
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("revoked_at", UtcDateTime),
+)
+
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("extension", String(16), nullable=False),
+    Column("csrf", String(64), nullable=False),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("expires_at", UtcDateTime, nullable=False),
 )

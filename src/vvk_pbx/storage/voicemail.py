@@ -45,10 +45,10 @@ class MessageStore:
             raise StorageError(f"reading the callback ledger failed: {exc}") from exc
 
     async def mark(
-        self, message_id: str, status: Status, at: datetime | None = None
+        self, message_id: str, status: Status, at: datetime | None = None, by: str | None = None
     ) -> Message | None:
-        """Set a message's status (``called_back`` records ``at``); None if there is no such
-        message. A message already called back keeps its status and time."""
+        """Set a message's status (``called_back`` records ``at`` and ``by``); None if there
+        is no such message. A message already called back keeps its status and time."""
         message = await self.get(message_id)
         if message is None:
             return None
@@ -59,11 +59,17 @@ class MessageStore:
         values: dict[str, Any] = {"status": status.value}
         if status is Status.CALLED_BACK:
             values["called_back_at"] = at
+            values["called_back_by"] = by
         await self._execute(
             update(messages).where(messages.c.id == message_id).values(values),
             f"updating {message_id}",
         )
-        return replace(message, status=status, called_back_at=values.get("called_back_at"))
+        return replace(
+            message,
+            status=status,
+            called_back_at=values.get("called_back_at"),
+            called_back_by=values.get("called_back_by"),
+        )
 
     async def ledger(self, extensions: list[str] | None = None) -> list[Message]:
         """Every message, deleted ones too (V2), oldest first; only these extensions' if given."""
@@ -100,6 +106,7 @@ def _row(message: Message) -> dict[str, Any]:
         "deadline_at": message.deadline_at,
         "status": message.status.value,
         "called_back_at": message.called_back_at,
+        "called_back_by": message.called_back_by,
     }
 
 
@@ -115,4 +122,5 @@ def _message(row: Any) -> Message:
         deadline_at=row["deadline_at"],
         status=Status(row["status"]),
         called_back_at=row["called_back_at"],
+        called_back_by=row["called_back_by"],
     )

@@ -103,11 +103,12 @@ class RecordingDone:
 @dataclass(frozen=True)
 class TransferRequested:
     """Transfer the caller to ``to`` (A5): a phone's REFER on leg ``by``, or the API
-    (``by`` None). ``via`` says which, for the trace."""
+    (``by`` None). ``via`` says which, for the trace; ``asked_by`` who asked the API (S1)."""
 
     to: str
     by: str | None
     via: str
+    asked_by: str | None = None
 
 
 @dataclass(frozen=True)

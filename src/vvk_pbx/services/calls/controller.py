@@ -105,12 +105,12 @@ class CallController:
 
     # ----- the API's way in ---------------------------------------------------------------
 
-    def request_transfer(self, call_id: str, to: str) -> None:
-        """Check, then queue the transfer behind the call's own events (A5). Raises
-        ``TransferError`` (404, 409, 422) when it cannot be done now."""
+    def request_transfer(self, call_id: str, to: str, by: str | None = None) -> None:
+        """Check, then queue the transfer behind the call's own events (A5); ``by`` is who
+        asked (S1). Raises ``TransferError`` (404, 409, 422) when it cannot be done now."""
         line = self.registry.line(call_id)
         check(line.call if line else None, call_id, to, self.policy)
-        self.post(call_id, TransferRequested(to, None, "the API"))
+        self.post(call_id, TransferRequested(to, None, "the API", by))
 
     # ----- handling -------------------------------------------------------------------------
 

@@ -83,6 +83,8 @@ def _requested(call: Call, event: TransferRequested, ctx: Context) -> Step:
         return Step(call)  # the call moved on since the API checked it
     assert isinstance(state, Connected)
     step = Step(call).note(f"[A5] transferred by {state.who} to {event.to} via {event.via}")
+    if event.asked_by is not None:
+        step = step.note(f"[S1] the transfer was asked for by {event.asked_by}")
     if by is not None:
         step = step.do(ReportTransfer(by, ANSWERED))
     step = step.do(HangUpLegs((state.leg,)))
