@@ -43,6 +43,23 @@ class MemoryStore:
             (r for r in self.calls.values() if r.ended_at is None), key=lambda r: r.arrived_at
         )
 
+    async def list_calls(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[CallRecord]:
+        found = [
+            r
+            for r in self.calls.values()
+            if (since is None or r.arrived_at >= since) and (until is None or r.arrived_at < until)
+        ]
+        return sorted(found, key=lambda r: (r.arrived_at, r.id))
+
+    async def legs_by_call(self, call_ids: list[str]) -> dict[str, list[Leg]]:
+        found: dict[str, list[Leg]] = {}
+        for leg in sorted(self.legs.values(), key=lambda leg: (leg.created_at, leg.id)):
+            if leg.call_id in call_ids:
+                found.setdefault(leg.call_id, []).append(leg)
+        return found
+
 
 @dataclass
 class MemoryReferrals:

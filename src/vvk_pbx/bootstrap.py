@@ -209,7 +209,7 @@ async def run(
         return body
 
     access = AccessService(AccessStore(store.engine), referrals, settings)
-    app = make_app(Services(controller, referrals, access, clock), health)
+    app = make_app(Services(controller, store, referrals, access, clock), health)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", health_port).start()

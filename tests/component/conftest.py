@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import MemoryAccess, MemoryMessages, MemoryPins, MemoryReferrals
+from tests.fakes import MemoryAccess, MemoryMessages, MemoryPins, MemoryReferrals, MemoryStore
 from vvk_pbx.services.access import AccessPort
 from vvk_pbx.services.referrals import MessagePort, PinPort, ReferralPort
 from vvk_pbx.storage.access import AccessStore
@@ -135,12 +135,13 @@ async def call_log(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
 
 @dataclass
 class Stores:
-    """The referral and access services' ports, in one backend."""
+    """The referral and access services' ports and the call log's, in one backend."""
 
     referrals: ReferralPort
     messages: MessagePort
     pins: PinPort
     access: AccessPort
+    calls: CallLog | MemoryStore  # the recorder's and the API's port of the call log
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
@@ -148,10 +149,16 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     """The stores in memory (the component tests' fakes) and in both databases: the
     same contract tests hold for all three."""
     if request.param == "memory":
-        yield Stores(MemoryReferrals(), MemoryMessages(), MemoryPins(), MemoryAccess())
+        yield Stores(
+            MemoryReferrals(), MemoryMessages(), MemoryPins(), MemoryAccess(), MemoryStore()
+        )
         return
     async with _database(request.param, request, tmp_path) as log:
         engine = log.engine
         yield Stores(
-            ReferralStore(engine), MessageStore(engine), PinStore(engine), AccessStore(engine)
+            ReferralStore(engine),
+            MessageStore(engine),
+            PinStore(engine),
+            AccessStore(engine),
+            log,
         )

@@ -28,7 +28,7 @@ from vvk_pbx.domain.access import Role
 from vvk_pbx.domain.callflow.states import Connected
 from vvk_pbx.domain.pins import PinRecord
 from vvk_pbx.domain.referral import Source
-from vvk_pbx.http.api import COOKIE, make_app
+from vvk_pbx.http.api import COOKIE, PUBLIC, make_app
 
 
 @pytest.fixture
@@ -180,23 +180,18 @@ async def test_the_api_refuses_deep_json_and_a_transfer_to_the_same_phone(rig: R
         assert response.status == 413 and "error" in await response.json()
 
 
-ROUTES = [
-    ("POST", "/logout"),
-    ("GET", "/me"),
-    ("POST", "/calls/t1/transfer"),
-    ("GET", "/referrals"),
-    ("GET", "/referrals/1101"),
-    ("PUT", "/referrals/1101"),
-    ("DELETE", "/referrals/1101"),
-    ("GET", "/messages"),
-    ("POST", "/messages/m1/called-back"),
-]
-
-
 async def test_every_route_but_the_public_ones_needs_a_login_or_a_token(rig: Rig) -> None:
     await rig.referrals.set("1101", 2, OPEN, OPEN + timedelta(hours=1), "1101", Source.PHONE)
+    routes = {
+        (route.method, route.resource.canonical)
+        for route in make_app(rig.services(), dict).router.routes()
+        if route.resource is not None and route.method != "HEAD"
+    }
+    private = routes - PUBLIC
+    assert len(private) >= 13, "every route the app has, as the app has them"
     async with api(rig) as client:
-        for method, path in ROUTES:
+        for method, canonical in sorted(private):
+            path = canonical.format(extension="1101", call_id="t1", message_id="m1", name="x")
             response = await client.request(method, path, json={"reason": 2, "to": "1201"})
             assert response.status == 401, (method, path)
             assert "log in" in (await response.json())["error"]
@@ -334,3 +329,91 @@ async def test_a_revoked_token_is_refused_at_once(rig: Rig) -> None:
         assert (await client.get("/referrals")).status == 200
         assert await rig.services().access.revoke("old-console", rig.clock.now())
         assert (await client.get("/referrals")).status == 401
+
+
+async def test_only_an_admin_manages_tokens(rig: Rig) -> None:
+    async with api(rig, Role.OPERATOR) as client:
+        for method, path in (("GET", "/tokens"), ("POST", "/tokens"), ("DELETE", "/tokens/x")):
+            response = await client.request(method, path, json={"name": "x", "role": "admin"})
+            assert (response.status, await response.json()) == (
+                403,
+                {"error": "only an admin manages tokens"},
+            ), (method, path)
+    rig.pins.records["1103"] = PinRecord.create("1103", "8642")  # [access] admins
+    async with api(rig) as client:
+        headers = {"X-CSRF-Token": await login(client, "1103", "8642")}
+        response = await client.post(
+            "/tokens", json={"name": "intranet", "role": "reports"}, headers=headers
+        )
+        assert response.status == 201
+        secret = (await response.json())["token"]
+        for body, status, reason in (
+            ({"name": "intranet", "role": "reports"}, 409, "exists already"),
+            ({"name": "x", "role": "boss"}, 422, "role is one of"),
+            ({"name": "x", "role": "staff"}, 422, "not staff"),
+            ({"name": "a b", "role": "admin"}, 422, "letters, digits"),
+            ({"name": "x"}, 422, "the body must be"),
+        ):
+            response = await client.post("/tokens", json=body, headers=headers)
+            assert response.status == status, body
+            assert reason in (await response.json())["error"], body
+        listed = await (await client.get("/tokens")).json()
+        assert [(t["name"], t["role"]) for t in listed] == [
+            ("console", "operator"),
+            ("intranet", "reports"),
+        ]
+        assert secret not in str(listed)
+    async with api(rig) as machine:
+        bearer = {"Authorization": f"Bearer {secret}"}
+        assert (await machine.get("/referrals", headers=bearer)).status == 200
+    async with api(rig) as client:
+        headers = {"X-CSRF-Token": await login(client, "1103", "8642")}
+        response = await client.delete("/tokens/intranet", headers=headers)
+        assert await response.json() == {"revoked": "intranet"}
+        assert (await client.delete("/tokens/intranet", headers=headers)).status == 404
+        assert (await client.get("/referrals", headers=bearer)).status == 401
+
+
+async def test_the_call_log_is_read_by_operators_and_reports(rig: Rig) -> None:
+    await answered_by_operator(rig, "c1")
+    await answered_by_operator(rig, "c2")
+    await rig.recorder.flush()
+    async with api(rig, Role.REPORTS) as client:
+        calls = await (await client.get("/calls")).json()
+        assert [c["id"] for c in calls] == ["c1", "c2"], "today's calls by default"
+        assert [leg["id"] for leg in calls[0]["legs"]] == ["c1:op1", "c1:op2"]
+        assert calls[0]["answered_by"] == "1001"
+        response = await client.get("/calls?since=2026-11-30T09:00&until=2026-11-30T10:00")
+        assert await response.json() == [], "both arrived at 10:00"
+        response = await client.get("/calls?since=2026-11-30T10:00%2B01:00")
+        assert [c["id"] for c in await response.json()] == ["c1", "c2"]
+        assert (await client.get("/calls?since=2026-12-01")).status == 200
+        response = await client.get("/calls?since=yesterday")
+        assert response.status == 422 and "is not a time" in (await response.json())["error"]
+        assert await (await client.get("/calls?since=2026-12-01T00:00")).json() == []
+    rig.pins.records["1101"] = PinRecord.create("1101", "4711")
+    async with api(rig) as client:
+        await login(client, "1101", "4711")
+        response = await client.get("/calls")
+        assert (response.status, await response.json()) == (
+            403,
+            {"error": "the call log is for operators and reports"},
+        )
+
+
+async def test_a_database_that_does_not_answer_is_503_and_changes_nothing(rig: Rig) -> None:
+    async with api(rig, Role.OPERATOR) as client:
+        rig.referrals.fail = 1
+        response = await client.get("/referrals")
+        assert response.status == 503
+        assert "the database is not answering" in (await response.json())["error"]
+        rig.referrals.fail = 1
+        response = await client.put(
+            "/referrals/1101", json={"reason": 2, "until": "2026-11-30T14:30"}
+        )
+        assert response.status == 503
+        assert rig.referrals.referrals == []
+        response = await client.put(
+            "/referrals/1101", json={"reason": 2, "until": "2026-11-30T14:30"}
+        )
+        assert response.status == 201, "the next try works"

@@ -91,7 +91,7 @@ class Rig:
 
     def services(self) -> Services:
         access = AccessService(self.access, self.service, self.service.settings)
-        return Services(self.controller, self.service, access, self.clock)
+        return Services(self.controller, self.store, self.service, access, self.clock)
 
 
 def chan(cid: str, number: str = "0701234567", name: str | None = None) -> dict[str, Any]:

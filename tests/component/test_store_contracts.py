@@ -1,5 +1,6 @@
-"""The stores' contract: referrals, the callback ledger, PINs, tokens and sessions (R1–R4, V1,
-V2, S1), the same in memory (the component tests' fakes), in SQLite and in PostgreSQL."""
+"""The stores' contract: referrals, the callback ledger, PINs, tokens and sessions, and the
+call log as the recorder and the API use it (R1–R4, V1, V2, S1, A1), the same in memory
+(the component tests' fakes), in SQLite and in PostgreSQL."""
 
 from __future__ import annotations
 
@@ -11,12 +12,15 @@ import pytest
 from tests.component.conftest import Stores
 from tests.conftest import STHLM
 from vvk_pbx.domain.access import Role, Session
+from vvk_pbx.domain.calls import CallRecord, Leg
 from vvk_pbx.domain.pins import PinRecord
 from vvk_pbx.domain.referral import Source
+from vvk_pbx.domain.routing import Action, Route, Step
 from vvk_pbx.domain.voicemail import Message, Status
 from vvk_pbx.storage.access import TokenExistsError
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=STHLM)
+ROUTE = Route(Action.OPERATOR_QUEUE, None, (Step("H1-H4", "Öppet"),), external=True)
 
 
 @pytest.fixture
@@ -166,3 +170,22 @@ async def test_sessions_end_when_asked_and_when_old(stores: Stores) -> None:
     assert await access.session("22" * 32) is None
     await access.end_session("11" * 32)
     assert await access.session("11" * 32) is None
+
+
+async def test_the_call_log_keeps_a_batch_and_lists_calls_by_arrival(stores: Stores) -> None:
+    log = stores.calls
+    first = CallRecord.arrive("c1", "0701", "012319100", T0, ROUTE)
+    later = CallRecord.arrive("c2", "0702", "012319100", T0 + timedelta(hours=1), ROUTE)
+    legs = [
+        Leg("c1:op2", "c1", "PJSIP/1002", "operator", T0 + timedelta(seconds=1)),
+        Leg("c1:op1", "c1", "PJSIP/1001", "operator", T0),
+    ]
+    await log.save_batch([later, first], legs)
+    assert await log.get_call("c1") == first
+    assert [c.id for c in await log.open_calls()] == ["c1", "c2"]
+    assert [c.id for c in await log.list_calls()] == ["c1", "c2"]
+    assert [c.id for c in await log.list_calls(T0 + timedelta(minutes=1))] == ["c2"]
+    assert [c.id for c in await log.list_calls(None, T0 + timedelta(hours=1))] == ["c1"]
+    found = await log.legs_by_call(["c1", "c2"])
+    assert [leg.id for leg in found["c1"]] == ["c1:op1", "c1:op2"], "in creation order"
+    assert "c2" not in found

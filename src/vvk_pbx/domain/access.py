@@ -4,7 +4,7 @@ Roles (``[access]`` in the ops config says who holds which)::
 
     staff     every person in the directory: their own referral, their own messages
     operator  the console: referrals for anyone, transfers, the whole ledger
-    admin     everything an operator may, and more to come
+    admin     everything an operator may, and the machines' tokens
     reports   read only: referrals, the ledger, the call log and its reports
 
 People log in with their extension and PIN (the PINs and their lock are the
@@ -50,6 +50,11 @@ class Principal:
     def operates(self) -> bool:
         """May act for anyone: an operator or an admin."""
         return bool(self.roles & {Role.OPERATOR, Role.ADMIN})
+
+    @property
+    def administers(self) -> bool:
+        """May manage the machines' tokens: an admin."""
+        return Role.ADMIN in self.roles
 
     @property
     def reads_everything(self) -> bool:

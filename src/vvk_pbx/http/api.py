@@ -26,6 +26,14 @@ without, 403 with a role that may not (``domain/access.py``).
   sees only their own.
 - ``POST /messages/{id}/called-back``: 200 with the message; 404 unknown. A
   person marks their own, an operator any.
+- ``GET /calls?since=<time>&until=<time>`` (operator, reports): the call log
+  with legs, as ``vvk-pbx calls list --json``; ``since`` defaults to today's
+  start, local.
+- ``GET /tokens``, ``POST /tokens`` with ``{"name": "intranet", "role":
+  "reports"}`` (201 with the secret, shown once), ``DELETE /tokens/{name}``
+  (admin): the machines' tokens, as ``vvk-pbx tokens``.
+
+A database that does not answer is 503 with the reason; nothing is half done.
 
 Every change records who made it (``set_by``, ``cleared_by``,
 ``called_back_by``: an extension or ``token:<name>``).
@@ -45,14 +53,17 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from vvk_pbx.domain.access import Principal
+from vvk_pbx.domain.access import Principal, Role
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.callflow.flows.transfer import TransferError
+from vvk_pbx.domain.calls import CallRecord, Leg
 from vvk_pbx.domain.referral import Source
 from vvk_pbx.services import views
 from vvk_pbx.services.access import AccessService, LoginError
 from vvk_pbx.services.clock import Clock
 from vvk_pbx.services.referrals import ReferralError, ReferralService, require_time_of_day
+from vvk_pbx.storage.access import TokenExistsError
+from vvk_pbx.storage.calllog import StorageError
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +74,22 @@ class CallsPort(Protocol):
     def request_transfer(self, call_id: str, to: str, by: str | None = None) -> None: ...
 
 
+class CallLogPort(Protocol):
+    """What the API reads of the call log (``storage.calllog.CallLog``)."""
+
+    async def list_calls(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[CallRecord]: ...
+    async def legs_by_call(self, call_ids: list[str]) -> dict[str, list[Leg]]: ...
+
+
 @dataclass(frozen=True)
 class Services:
-    """What the routes use: the calls, the referral and access services, the one clock."""
+    """What the routes use: the calls in progress and their log, the referral and access
+    services, the one clock."""
 
     calls: CallsPort
+    call_log: CallLogPort
     referrals: ReferralService
     access: AccessService
     clock: Clock
@@ -107,6 +129,10 @@ def make_app(services: Services, health: Callable[[], dict[str, Any]]) -> web.Ap
     app.router.add_delete("/referrals/{extension}", _clear_referral)
     app.router.add_get("/messages", _messages)
     app.router.add_post("/messages/{message_id}/called-back", _called_back)
+    app.router.add_get("/calls", _calls)
+    app.router.add_get("/tokens", _tokens)
+    app.router.add_post("/tokens", _create_token)
+    app.router.add_delete("/tokens/{name}", _revoke_token)
     return app
 
 
@@ -119,6 +145,9 @@ async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse
         if exc.status < 400:
             raise
         return _error(exc.status, exc.reason)
+    except StorageError as exc:
+        log.error("HTTP %s %s: %s", request.method, request.path, exc)
+        return _error(503, f"the database is not answering; try again: {exc}")
     except Exception:
         log.exception("HTTP %s %s failed", request.method, request.path)
         return _error(500, "internal error; the controller's log has the details")
@@ -262,14 +291,17 @@ async def _json_object(
     return body
 
 
-def _instant(board: Services, value: object, field: str) -> datetime:
+def _instant(board: Services, value: object, field: str, whole_days: bool = False) -> datetime:
+    """An ISO 8601 time; without an offset, local. A date alone (midnight) only where
+    ``whole_days`` (a period's bounds): nobody is back at 00:00. Raises ``ReferralError``."""
     if not isinstance(value, str):
         raise ReferralError(field, f"{field} must be a time like 2026-12-01T14:30")
     try:
         at = datetime.fromisoformat(value)
     except ValueError:
         raise ReferralError(field, f"{value!r} is not a time like 2026-12-01T14:30") from None
-    require_time_of_day(value, field)
+    if not whole_days:
+        require_time_of_day(value, field)
     return at if at.tzinfo is not None else at.replace(tzinfo=board.tz)
 
 
@@ -366,3 +398,63 @@ async def _called_back(request: web.Request) -> web.Response:
     if message is None:
         return _error(404, f"no message {message_id}")
     return web.json_response(views.message_json(message, now, board.tz))
+
+
+async def _calls(request: web.Request) -> web.Response:
+    board = request.app[SERVICES]
+    _principal(
+        request, request[PRINCIPAL].reads_everything, "the call log is for operators and reports"
+    )
+    now = board.clock.now()
+    today = now.astimezone(board.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    query = request.query
+    try:
+        since = _instant(board, query["since"], "since", True) if "since" in query else today
+        until = _instant(board, query["until"], "until", True) if "until" in query else None
+    except ReferralError as exc:
+        return _error(422, exc.reason)
+    records = await board.call_log.list_calls(since, until)
+    legs = await board.call_log.legs_by_call([r.id for r in records])
+    return web.json_response([views.call_json(r, board.tz, legs.get(r.id, [])) for r in records])
+
+
+def _admin(request: web.Request) -> Principal:
+    return _principal(request, request[PRINCIPAL].administers, "only an admin manages tokens")
+
+
+async def _tokens(request: web.Request) -> web.Response:
+    _admin(request)
+    board = request.app[SERVICES]
+    return web.json_response([views.token_json(t, board.tz) for t in await board.access.tokens()])
+
+
+async def _create_token(request: web.Request) -> web.Response:
+    _admin(request)
+    board = request.app[SERVICES]
+    expected = 'the body must be {"name": "intranet", "role": "reports"}'
+    body = await _json_object(request, expected)
+    if isinstance(body, web.Response):
+        return body
+    name, role = body.get("name"), body.get("role")
+    if set(body) != {"name", "role"} or not isinstance(name, str) or not isinstance(role, str):
+        return _error(422, expected)
+    try:
+        chosen = Role(role)
+    except ValueError:
+        return _error(422, "role is one of operator, reports, admin")
+    try:
+        secret = await board.access.create_token(name, chosen, board.clock.now())
+    except TokenExistsError as exc:
+        return _error(409, str(exc))
+    except ValueError as exc:
+        return _error(422, str(exc))
+    return web.json_response({"name": name, "role": role, "token": secret}, status=201)
+
+
+async def _revoke_token(request: web.Request) -> web.Response:
+    _admin(request)
+    board = request.app[SERVICES]
+    name = request.match_info["name"]
+    if not await board.access.revoke(name, board.clock.now()):
+        return _error(404, f"no token {name!r} in force")
+    return web.json_response({"revoked": name})

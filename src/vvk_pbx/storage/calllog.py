@@ -272,36 +272,42 @@ class CallLog:
             )
         return statement
 
+    async def _rows(self, query: Any, what: str) -> list[Any]:
+        """The rows of a read; raises ``StorageError`` saying ``what`` failed (a database
+        that is down, a locked file) instead of a driver's traceback."""
+        try:
+            async with self.engine.connect() as connection:
+                return list((await connection.execute(query)).all())
+        except (SQLAlchemyError, OSError) as exc:
+            raise StorageError(f"call log: {what} failed: {exc}") from exc
+
     async def get_call(self, call_id: str) -> CallRecord | None:
-        async with self.engine.connect() as connection:
-            row = (await connection.execute(select(calls).where(calls.c.id == call_id))).first()
-        return None if row is None else _call(row._mapping)
+        rows = await self._rows(select(calls).where(calls.c.id == call_id), f"reading {call_id}")
+        return _call(rows[0]._mapping) if rows else None
 
     async def open_calls(self) -> list[CallRecord]:
         """Calls the log has not seen end (``ended_at`` is null), oldest first."""
         query = select(calls).where(calls.c.ended_at.is_(None)).order_by(calls.c.arrived_at)
-        async with self.engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        return [_call(r._mapping) for r in rows]
+        return [_call(r._mapping) for r in await self._rows(query, "reading the open calls")]
 
     async def list_calls(
         self, since: datetime | None = None, until: datetime | None = None
     ) -> list[CallRecord]:
-        """Calls that arrived in ``[since, until)`` (aware), oldest first."""
+        """Calls that arrived in ``[since, until)`` (aware), oldest first. Raises
+        ``StorageError``."""
         query = select(calls).order_by(calls.c.arrived_at, calls.c.id)
         if since is not None:
             query = query.where(calls.c.arrived_at >= since)
         if until is not None:
             query = query.where(calls.c.arrived_at < until)
-        async with self.engine.connect() as connection:
-            rows = (await connection.execute(query)).all()
-        return [_call(row._mapping) for row in rows]
+        return [_call(row._mapping) for row in await self._rows(query, "reading calls")]
 
     async def legs_of(self, call_id: str) -> list[Leg]:
         return (await self.legs_by_call([call_id])).get(call_id, [])
 
     async def legs_by_call(self, call_ids: list[str]) -> dict[str, list[Leg]]:
-        """The legs of these calls, each call's in creation order: ``{call id: [Leg]}``."""
+        """The legs of these calls, each call's in creation order: ``{call id: [Leg]}``.
+        Raises ``StorageError``."""
         found: dict[str, list[Leg]] = {}
         # Chunked: SQLite allows a bounded number of bound parameters per statement.
         for start in range(0, len(call_ids), 500):
@@ -309,9 +315,7 @@ class CallLog:
             query = (
                 select(legs).where(legs.c.call_id.in_(chunk)).order_by(legs.c.created_at, legs.c.id)
             )
-            async with self.engine.connect() as connection:
-                rows = (await connection.execute(query)).all()
-            for row in rows:
+            for row in await self._rows(query, "reading legs"):
                 leg = Leg(**dict(row._mapping))
                 found.setdefault(leg.call_id, []).append(leg)
         return found
