@@ -28,6 +28,7 @@ from vvk_pbx.services import calls
 from vvk_pbx.services.access import AccessService
 from vvk_pbx.services.calls.controller import Item
 from vvk_pbx.services.clock import SystemClock
+from vvk_pbx.services.live import LiveFeed
 from vvk_pbx.services.reconciliation import Reconciliation
 from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.referrals import ReferralService
@@ -209,7 +210,10 @@ async def run(
         return body
 
     access = AccessService(AccessStore(store.engine), referrals, settings)
-    app = make_app(Services(controller, store, referrals, access, clock), health)
+    feed = LiveFeed(controller, referrals, clock)
+    controller.on_change = feed.changed
+    referrals.on_change = feed.referrals_changed
+    app = make_app(Services(controller, store, referrals, access, clock, feed), health)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", health_port).start()
@@ -230,6 +234,7 @@ async def run(
 
     events = asyncio.create_task(stream.run())
     recovery = asyncio.create_task(follow_up_loop())
+    board = asyncio.create_task(feed.run())
     try:
         await stop.wait()
     finally:
@@ -237,6 +242,8 @@ async def run(
         stream.stop()
         await events
         await recovery
+        board.cancel()
+        feed.close()  # the open pages' streams end, so the HTTP server can stop
         for task in background:  # a follow-up waiting for the database: the next run's
             task.cancel()
         await asyncio.gather(*background, return_exceptions=True)

@@ -43,7 +43,7 @@ async def api(
 ) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
     """A client of the API; with ``role``, it sends a new bearer token of that role."""
     services = rig.services()
-    headers = {}
+    headers: dict[str, str] = {}
     if role is not None:
         secret = await services.access.create_token(name, role, rig.clock.now())
         headers["Authorization"] = f"Bearer {secret}"

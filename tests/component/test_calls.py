@@ -42,6 +42,7 @@ from vvk_pbx.http.api import Services
 from vvk_pbx.services import calls, views
 from vvk_pbx.services.access import AccessService
 from vvk_pbx.services.calls.controller import CallController, Item
+from vvk_pbx.services.live import LiveFeed
 from vvk_pbx.services.operator_queue import OperatorQueue
 from vvk_pbx.services.reconciliation import Reconciliation
 from vvk_pbx.services.recorder import Recorder
@@ -66,6 +67,7 @@ class Rig:
     clock: FakeClock
     timers: FakeTimers
     access: MemoryAccess = field(default_factory=MemoryAccess)
+    _services: Services | None = None
 
     async def event(self, raw: dict[str, Any]) -> None:
         """Handle one event as the controller does, with the events it posts."""
@@ -90,8 +92,16 @@ class Rig:
         return [(r.path, r.query) for r in self.fake.requests() if r.method in ("POST", "DELETE")]
 
     def services(self) -> Services:
-        access = AccessService(self.access, self.service, self.service.settings)
-        return Services(self.controller, self.store, self.service, access, self.clock)
+        """The API's services over this rig, made once: every client shares the feed."""
+        if self._services is None:
+            access = AccessService(self.access, self.service, self.service.settings)
+            feed = LiveFeed(self.controller, self.service, self.clock)
+            self.controller.on_change = feed.changed
+            self.service.on_change = feed.referrals_changed
+            self._services = Services(
+                self.controller, self.store, self.service, access, self.clock, feed
+            )
+        return self._services
 
 
 def chan(cid: str, number: str = "0701234567", name: str | None = None) -> dict[str, Any]:

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import signal
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
+import aiohttp
 import pytest
 
 from tests.e2e.harness import (
     CLOSED_AT,
+    CONTROLLER_API,
     ONE_OPERATOR,
     OPEN_AT,
     Controller,
@@ -28,6 +32,7 @@ from tests.e2e.harness import (
     start_transferring_phone,
     transfer,
 )
+from tests.sse import next_event
 
 SWITCHBOARD = "012319100"
 
@@ -418,3 +423,52 @@ async def test_an_operator_transfers_the_caller_through_the_api(
     finally:
         await operator.stop()
         await colleague.stop()
+
+
+async def _calls_until(
+    response: aiohttp.ClientResponse, predicate: Callable[[list[dict[str, Any]]], bool]
+) -> list[dict[str, Any]]:
+    while True:
+        name, message = await next_event(response)
+        if name == "change" and message["section"] == "calls" and predicate(message["data"]):
+            calls: list[dict[str, Any]] = message["data"]
+            return calls
+
+
+async def test_a_live_call_is_on_the_board_until_it_ends_and_a_stop_ends_the_feed(
+    pbx: Pbx, observer: Observer, controller: Controller
+) -> None:
+    process, database = await controller(OPEN_AT, edits=(ONE_OPERATOR,))
+    token = operator_token(database)
+    operator = await start_phone(pbx, "1001", ring_ms=2000)
+    headers = {"Authorization": f"Bearer {token}"}
+    try:
+        async with (
+            aiohttp.ClientSession(headers=headers) as session,
+            session.get(f"{CONTROLLER_API}/events") as response,
+        ):
+            name, snapshot = await next_event(response)
+            assert (name, snapshot["calls"]) == ("snapshot", [])
+            call = await place_call(pbx, SWITCHBOARD, caller_number="0700000061", hold_ms=1000)
+            caller = await entered_stasis(observer, "0700000061", "the call")
+            [shown] = await _calls_until(
+                response, lambda cs: bool(cs) and cs[0]["state"] == "ringing"
+            )
+            assert (shown["id"], shown["caller"], shown["ringing"]) == (
+                caller,
+                "0700000061",
+                ["1001"],
+            )
+            [shown] = await _calls_until(
+                response, lambda cs: bool(cs) and cs[0]["state"] == "connected"
+            )
+            assert shown["with"] == "1001"
+            assert await call.wait(15) == 0
+            assert await _calls_until(response, lambda cs: cs == []) == []
+            # A controller that stops ends the open pages' streams, and stops at once.
+            process.send_signal(signal.SIGTERM)
+            while (await next_event(response))[0] != "cut":
+                pass
+            assert await asyncio.to_thread(process.wait, 10) == 0
+    finally:
+        await operator.stop()

@@ -29,6 +29,9 @@ without, 403 with a role that may not (``domain/access.py``).
 - ``GET /calls?since=<time>&until=<time>`` (operator, reports): the call log
   with legs, as ``vvk-pbx calls list --json``; ``since`` defaults to today's
   start, local.
+- ``GET /events`` (operator, reports): the live feed as server-sent events
+  (``services/live.py``): ``snapshot`` first, then ``change`` per section;
+  ``cut`` when the page fell behind or the controller stops (reconnect).
 - ``GET /tokens``, ``POST /tokens`` with ``{"name": "intranet", "role":
   "reports"}`` (201 with the secret, shown once), ``DELETE /tokens/{name}``
   (admin): the machines' tokens, as ``vvk-pbx tokens``.
@@ -43,6 +46,7 @@ Times in answers are ISO 8601 in the site's zone.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -61,6 +65,7 @@ from vvk_pbx.domain.referral import Source
 from vvk_pbx.services import views
 from vvk_pbx.services.access import AccessService, LoginError
 from vvk_pbx.services.clock import Clock
+from vvk_pbx.services.live import LiveFeed
 from vvk_pbx.services.referrals import ReferralError, ReferralService, require_time_of_day
 from vvk_pbx.storage.access import TokenExistsError
 from vvk_pbx.storage.calllog import StorageError
@@ -93,6 +98,7 @@ class Services:
     referrals: ReferralService
     access: AccessService
     clock: Clock
+    live: LiveFeed
 
     @property
     def tz(self) -> tzinfo:
@@ -130,6 +136,7 @@ def make_app(services: Services, health: Callable[[], dict[str, Any]]) -> web.Ap
     app.router.add_get("/messages", _messages)
     app.router.add_post("/messages/{message_id}/called-back", _called_back)
     app.router.add_get("/calls", _calls)
+    app.router.add_get("/events", _events)
     app.router.add_get("/tokens", _tokens)
     app.router.add_post("/tokens", _create_token)
     app.router.add_delete("/tokens/{name}", _revoke_token)
@@ -458,3 +465,38 @@ async def _revoke_token(request: web.Request) -> web.Response:
     if not await board.access.revoke(name, board.clock.now()):
         return _error(404, f"no token {name!r} in force")
     return web.json_response({"revoked": name})
+
+
+KEEPALIVE_S = 15.0  # a comment line this often, so proxies and browsers keep the stream
+
+
+def _sse(event: str, data: object, seq: int | None = None) -> bytes:
+    head = f"id: {seq}\n" if seq is not None else ""
+    return f"{head}event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+
+
+async def _events(request: web.Request) -> web.StreamResponse:
+    _principal(request, request[PRINCIPAL].reads_everything, "the live feed is for operators")
+    feed = request.app[SERVICES].live
+    snapshot, sub = await feed.subscribe()
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store"}
+    )
+    try:
+        await response.prepare(request)
+        await response.write(_sse("snapshot", snapshot, snapshot["seq"]))
+        while True:
+            try:
+                message = await asyncio.wait_for(sub.next(), KEEPALIVE_S)
+            except TimeoutError:
+                await response.write(b": keepalive\n\n")
+                continue
+            if message is None:
+                await response.write(_sse("cut", {"reconnect": True}))
+                break
+            await response.write(_sse("change", message, message["seq"]))
+    except ConnectionResetError:
+        pass  # the page went away; noticed at the next write (a keepalive at the latest)
+    finally:
+        feed.unsubscribe(sub)
+    return response

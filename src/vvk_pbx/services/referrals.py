@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -107,6 +108,8 @@ class ReferralService:
         self.reasons = {r.code: r for r in settings.referral_reasons}
         self.staff = {p.extension: p for p in settings.staff}
         self.operators = {o.extension for o in settings.operators}
+        # Told after every referral this service sets or clears (the live feed, issue 11).
+        self.on_change: Callable[[], None] = lambda: None
         # A7: units with phone hours of their own; the others follow the switchboard.
         self.unit_calendars = {
             u.id: Calendar(policy)
@@ -191,6 +194,7 @@ class ReferralService:
         back = return_time(code, now, self.calendar)
         if not dry_run:
             await self.store.set(extension, code.reason, now, back, set_by, Source.PHONE)
+            self._changed()
         local_now = now.astimezone(self.calendar.tz)
         prompts = [
             "code-referred",
@@ -207,6 +211,7 @@ class ReferralService:
             cleared = await self.store.in_force(extension, now)
         else:
             cleared = await self.store.clear(extension, now)
+            self._changed()
         if cleared is None:
             return CodeReply(["code-nothing-to-clear"], "[R4] no referral to clear", True)
         return CodeReply(["code-cleared"], "[R4] referral cleared: the phone is open", True)
@@ -297,7 +302,9 @@ class ReferralService:
             raise ReferralError("note", "at most 200 characters")
         if note is not None and not note.isprintable():
             raise ReferralError("note", "only printable text, on one line")
-        return await self.store.set(extension, reason, start, end, set_by, source, note)
+        referral = await self.store.set(extension, reason, start, end, set_by, source, note)
+        self._changed()
+        return referral
 
     async def clear_referral(
         self, extension: str, at: datetime, by: str | None = None
@@ -306,7 +313,15 @@ class ReferralService:
         referral was in force."""
         if extension not in self.staff:
             raise ReferralError("extension", f"{extension} is not a staff extension")
-        return await self.store.clear(extension, at, by)
+        cleared = await self.store.clear(extension, at, by)
+        self._changed()
+        return cleared
+
+    def _changed(self) -> None:
+        try:
+            self.on_change()
+        except Exception:  # a listener must never undo a stored change
+            log.exception("a listener of referral changes failed")
 
     async def set_pin(self, extension: str, pin: str) -> None:
         """Set a person's PIN (kept as a salted hash), which also ends a lock (R2, V1).

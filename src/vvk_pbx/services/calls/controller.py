@@ -94,6 +94,9 @@ class CallController:
         self.policy = policy
         self.clock = clock
         self.submit: Callable[[Item], None] = _not_wired
+        # Told after every item handled: calls and operators may have moved (the live
+        # feed, issue 11). It must not raise.
+        self.on_change: Callable[[], None] = lambda: None
 
     def post(self, call_id: str, event: CallEvent) -> None:
         self.submit(Posted(call_id, event))
@@ -128,6 +131,7 @@ class CallController:
                     await self.executor.hang_up_stray(item.channel.id)
         finally:
             self.queue.dispatch()
+            self.on_change()
 
     def _at(self, event: Event) -> datetime:
         # Asterisk's own time of the event (A1); the fake ARI may omit it.
