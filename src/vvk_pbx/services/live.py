@@ -35,6 +35,8 @@ log = logging.getLogger(__name__)
 
 BACKLOG = 256  # changes a client may be behind before it is cut off
 REFRESH_S = 5.0
+# The states a page shows by a name of its own; the others by their class's name.
+STATE_NAMES: dict[type, str] = {Queued: "waiting", Ringing: "ringing", Connected: "connected"}
 
 Message = dict[str, Any]
 
@@ -68,14 +70,12 @@ class LiveFeed:
 
     def _calls(self) -> list[dict[str, Any]]:
         queue = self.controller.queue
-        order = [w.call_id for w in in_order(queue.waiting.values(), queue.internal_delay_s)]
+        waiting = in_order(queue.waiting.values(), queue.internal_delay_s)
+        position = {w.call_id: n for n, w in enumerate(waiting, start=1)}
         tz = self.referrals.calendar.tz
         shown = []
         for line in self.controller.registry.lines.values():
             call, state = line.call, line.call.state
-            name = {Queued: "waiting", Ringing: "ringing", Connected: "connected"}.get(
-                type(state), type(state).__name__.lower()
-            )
             shown.append(
                 {
                     "id": call.id,
@@ -83,19 +83,17 @@ class LiveFeed:
                     "called": call.record.called,
                     "external": call.record.direction == "external",
                     "kind": call.kind.value,
-                    "state": name,
+                    "state": STATE_NAMES.get(type(state), type(state).__name__.lower()),
                     "arrived_at": views.local(call.record.arrived_at, tz),
-                    "position": order.index(call.id) + 1 if call.id in order else None,
+                    "position": position.get(call.id),
                     "with": state.who if isinstance(state, Connected) else None,
-                    "ringing": sorted(
-                        line.legs[leg].who for leg in line.live_legs() if leg in line.legs
-                    )
+                    "ringing": sorted(line.legs[leg].who for leg in line.live_legs())
                     if isinstance(state, Ringing)
                     else [],
                 }
             )
-        position = {cid: i for i, cid in enumerate(order)}
-        return sorted(shown, key=lambda c: (position.get(c["id"], len(order)), c["arrived_at"]))
+        last = len(position) + 1  # calls not in line come after those that are
+        return sorted(shown, key=lambda c: (c["position"] or last, c["arrived_at"]))
 
     def _operators(self) -> list[dict[str, Any]]:
         now = self.clock.now()
@@ -158,7 +156,7 @@ class LiveFeed:
         self.seq += 1
         message = {"seq": self.seq, "section": section, "data": data}
         for sub in list(self.subscribers):
-            if sub.queue.full() or sub.queue.qsize() >= BACKLOG:
+            if sub.queue.qsize() >= sub.queue.maxsize - 1:  # one place kept for the cut
                 self.subscribers.discard(sub)
                 sub.queue.put_nowait(None)  # cut off: it reconnects to a snapshot
             else:
