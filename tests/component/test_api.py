@@ -28,6 +28,7 @@ from vvk_pbx.domain.access import Role
 from vvk_pbx.domain.callflow.states import Connected
 from vvk_pbx.domain.pins import PinRecord
 from vvk_pbx.domain.referral import Source
+from vvk_pbx.http import pages
 from vvk_pbx.http.api import COOKIE, PUBLIC, make_app
 
 
@@ -187,7 +188,7 @@ async def test_every_route_but_the_public_ones_needs_a_login_or_a_token(rig: Rig
         for route in make_app(rig.services(), dict).router.routes()
         if route.resource is not None and route.method != "HEAD"
     }
-    private = routes - PUBLIC
+    private = {(m, path) for m, path in routes - PUBLIC if not pages.is_public(m, path)}
     assert len(private) >= 13, "every route the app has, as the app has them"
     async with api(rig) as client:
         for method, canonical in sorted(private):
@@ -417,3 +418,13 @@ async def test_a_database_that_does_not_answer_is_503_and_changes_nothing(rig: R
             "/referrals/1101", json={"reason": 2, "until": "2026-11-30T14:30"}
         )
         assert response.status == 201, "the next try works"
+
+
+async def test_the_pages_are_served_without_a_login_and_hold_no_data(rig: Rig) -> None:
+    async with api(rig) as client:
+        for path in pages.PAGES:
+            response = await client.get(path)
+            assert response.status == 200, path
+            assert response.content_type == "text/html"
+        response = await client.get("/static/../api.py")
+        assert response.status in (403, 404)

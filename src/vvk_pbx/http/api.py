@@ -62,6 +62,7 @@ from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.callflow.flows.transfer import TransferError
 from vvk_pbx.domain.calls import CallRecord, Leg
 from vvk_pbx.domain.referral import Source
+from vvk_pbx.http import pages
 from vvk_pbx.services import views
 from vvk_pbx.services.access import AccessService, LoginError
 from vvk_pbx.services.clock import Clock
@@ -140,6 +141,7 @@ def make_app(services: Services, health: Callable[[], dict[str, Any]]) -> web.Ap
     app.router.add_get("/tokens", _tokens)
     app.router.add_post("/tokens", _create_token)
     app.router.add_delete("/tokens/{name}", _revoke_token)
+    pages.add_pages(app)
     return app
 
 
@@ -177,7 +179,7 @@ async def _authenticated(request: web.Request, handler: Any) -> web.StreamRespon
     """Who the request is (S1): a session cookie or a bearer token, or 401. A change made
     with a cookie must carry the session's CSRF token (the cookie is SameSite=Strict
     too): a page of another site cannot make one."""
-    if (request.method, request.path) in PUBLIC:
+    if (request.method, request.path) in PUBLIC or pages.is_public(request.method, request.path):
         response: web.StreamResponse = await handler(request)
         return response
     services, now = request.app[SERVICES], request.app[SERVICES].clock.now()
