@@ -18,7 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from vvk_pbx.ari.client import AriClient, AriConfig, AriError, EventStream, OrderedDispatcher
-from vvk_pbx.ari.models import USED_EVENT_TYPES
+from vvk_pbx.ari.models import USED_EVENT_TYPES, DeviceStateChanged, Event
 from vvk_pbx.asterisk.local import Layout, ari_password
 from vvk_pbx.asterisk.prompts import PROMPT_DIR, catalogue
 from vvk_pbx.config.model import Settings
@@ -28,6 +28,7 @@ from vvk_pbx.services import calls
 from vvk_pbx.services.access import AccessService
 from vvk_pbx.services.calls.controller import Item
 from vvk_pbx.services.clock import SystemClock
+from vvk_pbx.services.lines import LineStates
 from vvk_pbx.services.live import LiveFeed
 from vvk_pbx.services.reconciliation import Reconciliation
 from vvk_pbx.services.recorder import Recorder
@@ -164,6 +165,7 @@ async def run(
     reconciliation = Reconciliation(
         ari, asterisk.app, controller, store, recorder, referrals, clock
     )
+    lines = LineStates(ari, (ext for ext, _ in settings.extensions()))
     missing_prompts: list[str] = []
     background: set[asyncio.Task[None]] = set()
 
@@ -179,10 +181,11 @@ async def run(
         except AriError as exc:  # an older Asterisk: all events, still correct
             log.warning("ARI event filter not set: %s", exc)
         missing_prompts[:] = await check_prompts(ari, settings, calendar)
+        await lines.resync()
         channels = await reconciliation.resync()
         in_background(reconciliation.follow_up(channels))
 
-    stream = EventStream(ari, dispatcher, on_connect=on_connect)
+    stream = EventStream(ari, Events(dispatcher, lines), on_connect=on_connect)
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -210,8 +213,8 @@ async def run(
         return body
 
     access = AccessService(AccessStore(store.engine), referrals, settings)
-    feed = LiveFeed(controller, referrals, clock)
-    controller.on_change = feed.changed
+    feed = LiveFeed(controller, referrals, clock, lines)
+    controller.on_change = lines.on_change = feed.changed
     referrals.on_change = feed.referrals_changed
     app = make_app(Services(controller, store, referrals, access, clock, feed), health)
     runner = web.AppRunner(app)
@@ -262,6 +265,21 @@ async def run(
         await store.close()
         if shared_clock is not None:
             shared_clock.unlink(missing_ok=True)
+
+
+class Events:
+    """Where the ARI stream's events go: line states to ``lines``, the rest to the calls'
+    dispatcher (device states are about no call)."""
+
+    def __init__(self, dispatcher: OrderedDispatcher[Item], lines: LineStates) -> None:
+        self.dispatcher = dispatcher
+        self.lines = lines
+
+    def submit(self, event: Event, /) -> None:
+        if isinstance(event, DeviceStateChanged):
+            self.lines.changed(event)
+        else:
+            self.dispatcher.submit(event)
 
 
 async def check_prompts(ari: AriClient, settings: Settings, calendar: Calendar) -> list[str]:

@@ -61,6 +61,7 @@ class FakeAri:
     channel_states: dict[str, str] = field(default_factory=dict)  # GET channels/{id}
     sounds: dict[str, list[str]] = field(default_factory=dict)  # GET sounds?lang=: ids
     stored: dict[str, bytes] = field(default_factory=dict)  # GET recordings/stored[/name/file]
+    device_states: dict[str, str] = field(default_factory=dict)  # GET deviceStates/{name}
     delay_s: float = 0.0
     connections: int = 0
     _requests: list[Request] = field(default_factory=list)
@@ -143,6 +144,13 @@ class FakeAri:
         body = await request.json() if request.can_read_body else None
         path = request.match_info["path"]
         self._requests.append(Request(request.method, path, dict(request.query), body))
+        if request.method == "GET" and path.startswith("deviceStates/"):
+            # The device's name holds a slash, sent as %2F (PJSIP%2F1101), which the
+            # route's pattern cannot see once decoded.
+            name = path.removeprefix("deviceStates/")
+            return web.json_response(
+                {"name": name, "state": self.device_states.get(name, "UNKNOWN")}
+            )
         if not real_route(request.method, path):
             return web.json_response({"message": "Resource not found"}, status=404)
         if self.delay_s:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -15,10 +15,12 @@ import aiohttp
 import pytest
 
 from tests.component.fake_ari import FakeAri
-from tests.conftest import STHLM
+from tests.conftest import SAMPLE_CONFIG, STHLM
+from tests.sse import next_event
 from vvk_pbx import bootstrap
 from vvk_pbx.asterisk.local import Layout
-from vvk_pbx.config import Settings
+from vvk_pbx.config import Settings, load
+from vvk_pbx.domain.access import Role
 
 
 def _free_port() -> int:
@@ -147,3 +149,55 @@ async def test_a_reconnect_needs_no_database_and_calls_go_on(
         "PJSIP/1001",
         "PJSIP/1002",
     ], "the switchboard is open on the shifted clock: the operators ring"
+
+
+async def test_the_phones_line_states_are_followed_from_each_connect(
+    running: tuple[Running, asyncio.Event, asyncio.Task[None]],
+) -> None:
+    handle, _, _ = running
+    [subscribed] = [r for r in handle.fake.requests("POST") if r.path.endswith("/subscription")]
+    sources = subscribed.query["eventSource"].split(",")
+    assert "deviceState:PJSIP/1101" in sources and "deviceState:PJSIP/1001" in sources
+    assert any(r.path == "deviceStates/PJSIP/1101" for r in handle.fake.requests("GET"))
+    # After a reconnect the states are read anew, and changes follow.
+    handle.fake.device_states["PJSIP/1101"] = "INUSE"
+    await handle.fake.drop_connections()
+    await handle.fake.wait_connected(2)
+    token = await _operator_token(handle)
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession(headers=headers) as session,
+        session.get(f"{handle.url}/events") as response,
+    ):
+        name, snapshot = await next_event(response)
+        assert name == "snapshot"
+        lines = snapshot["lines"]
+        if lines.get("1101") != "busy":  # the reconnect's read may come after the snapshot
+            lines = await _lines_until(response, lambda ls: ls.get("1101") == "busy")
+        assert lines["1102"] == "unknown"
+        await handle.fake.send_event(
+            {
+                "type": "DeviceStateChanged",
+                "application": "vvk-pbx",
+                "device_state": {"name": "PJSIP/1101", "state": "RINGING"},
+            }
+        )
+        lines = await _lines_until(response, lambda ls: ls.get("1101") == "ringing")
+        assert lines["1001"] == "unknown"
+
+
+async def _lines_until(
+    response: aiohttp.ClientResponse, predicate: Callable[[dict[str, str]], bool]
+) -> dict[str, str]:
+    while True:
+        name, message = await asyncio.wait_for(next_event(response), 5)
+        if name == "change" and message["section"] == "lines" and predicate(message["data"]):
+            found: dict[str, str] = message["data"]
+            return found
+
+
+async def _operator_token(handle: Running) -> str:
+    """An operator's bearer token in the running controller's database, as the CLI makes one."""
+    settings = load(SAMPLE_CONFIG)
+    async with bootstrap.open_stores(settings, handle.layout, str(handle.database)) as stores:
+        return await stores.access.create_token("console", Role.OPERATOR, datetime.now(STHLM))

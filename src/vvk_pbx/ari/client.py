@@ -25,6 +25,7 @@ import random
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar, cast
+from urllib.parse import quote
 
 import aiohttp
 
@@ -268,6 +269,20 @@ class AriClient:
             await self.request("DELETE", f"bridges/{bridge_id}")
 
     # ----- application --------------------------------------------------------------
+
+    async def subscribe(self, sources: Iterable[str]) -> None:
+        """Subscribe the app to event sources such as ``deviceState:PJSIP/1101``
+        (``POST /applications/{app}/subscription``); they last while the app lives."""
+        joined = ",".join(sources)
+        if joined:
+            await self.request(
+                "POST", f"applications/{self.config.app}/subscription", {"eventSource": joined}
+            )
+
+    async def device_state(self, device: str) -> str:
+        """A device's state now (``GET /deviceStates/{name}``): ``NOT_INUSE``, ``INUSE`` ..."""
+        found = await self.request("GET", f"deviceStates/{quote(device, safe='')}")
+        return str(found.get("state", "UNKNOWN")) if isinstance(found, dict) else "UNKNOWN"
 
     async def set_event_filter(self, allowed: Iterable[str]) -> None:
         """Ask Asterisk for only these event types (ARI 22 ``PUT /applications/{app}/eventFilter``)."""

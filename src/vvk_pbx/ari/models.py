@@ -156,6 +156,16 @@ class Dial(Event):
 
 
 @dataclass(frozen=True)
+class DeviceStateChanged(Event):
+    """A device's state changed (``deviceState:<name>`` subscription): ``device`` is
+    ``PJSIP/1101``, ``state`` one of Asterisk's NOT_INUSE, INUSE, BUSY, RINGING,
+    RINGINUSE, ONHOLD, UNAVAILABLE, INVALID, UNKNOWN."""
+
+    device: str
+    state: str
+
+
+@dataclass(frozen=True)
 class PlaybackStarted(Event):
     playback: Playback
 
@@ -322,6 +332,13 @@ _TYPED: dict[str, tuple[type[Event], Callable[[Json], dict[str, Any]]]] = {
         RecordingFailed,
         lambda r: {"recording": LiveRecording.parse(r["recording"])},
     ),
+    "DeviceStateChanged": (
+        DeviceStateChanged,
+        lambda r: {
+            "device": str(r["device_state"]["name"]),
+            "state": str(r["device_state"]["state"]),
+        },
+    ),
     "PlaybackStarted": (PlaybackStarted, _playback_only),
     "PlaybackFinished": (PlaybackFinished, _playback_only),
 }
@@ -344,4 +361,5 @@ USED_EVENT_TYPES: tuple[str, ...] = (
     "RecordingFinished",
     "RecordingFailed",
     "ApplicationReplaced",
+    "DeviceStateChanged",  # the staff phones' line state on the console (issue 11)
 )

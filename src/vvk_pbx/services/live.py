@@ -8,6 +8,8 @@ The board has sections, each a JSON value the pages show whole:
 - ``operators``: each operator's line: free, reserved, ringing, talking or
   unavailable, and the call it is on.
 - ``referrals``: every referral in force, as ``GET /referrals`` shows them.
+- ``lines``: each phone's line state by extension: idle, ringing, busy,
+  unavailable or unknown (``services/lines.py``, Asterisk's device state).
 - ``hours``: the switchboard open or closed now, and the next change (H1–H5).
 
 A client first gets ``snapshot`` (every section and ``seq``), then one
@@ -29,6 +31,7 @@ from vvk_pbx.domain.queue import in_order
 from vvk_pbx.services import views
 from vvk_pbx.services.calls.controller import CallController
 from vvk_pbx.services.clock import Clock
+from vvk_pbx.services.lines import LineStates
 from vvk_pbx.services.referrals import ReferralService
 
 log = logging.getLogger(__name__)
@@ -56,9 +59,14 @@ class LiveFeed:
     call, an operator or a referral; it never raises into its caller."""
 
     def __init__(
-        self, controller: CallController, referrals: ReferralService, clock: Clock
+        self,
+        controller: CallController,
+        referrals: ReferralService,
+        clock: Clock,
+        lines: LineStates | None = None,
     ) -> None:
         self.controller = controller
+        self.lines = lines
         self.referrals = referrals
         self.clock = clock
         self.seq = 0
@@ -124,6 +132,7 @@ class LiveFeed:
         try:
             self._put("calls", self._calls())
             self._put("operators", self._operators())
+            self._put("lines", self.lines.as_json() if self.lines is not None else {})
         except Exception:  # the feed must never break a call
             log.exception("live feed: the board could not be built")
 
