@@ -371,7 +371,9 @@ class Queue(Section):
     answered that long after it arrived rings ``overflow`` instead (A6):
     extensions and unit ids, a unit meaning its members in order. With no
     overflow the call goes to the dialplan fallback, which tries the operators
-    once more and then tells the caller.
+    once more and then tells the caller. ``recall_s``: a caller an operator
+    parked rings that operator again after so many seconds (the console's
+    *parkera*).
     """
 
     strategy: Literal["ring-all", "longest-idle"] = "ring-all"
@@ -379,6 +381,7 @@ class Queue(Section):
     internal_delay_s: Count = Field(default=60, ge=0, le=3600)
     overflow_after_s: Count = Field(default=60, ge=10, le=3600)
     overflow: tuple[Annotated[str, Field(min_length=1)], ...] = ()
+    recall_s: Count = Field(default=60, ge=5, le=3600)
 
 
 class Voicemail(Section):
@@ -505,6 +508,8 @@ class Settings(Section):
             overflow=self.overflow_extensions(),
             voicemail_max_s=self.voicemail.max_s,
             voicemail_silence_s=self.voicemail.silence_s,
+            recall_s=self.queue.recall_s,
+            operators=tuple(o.extension for o in self.operators),
         )
 
     def roles(self, extension: str) -> frozenset[Role]:

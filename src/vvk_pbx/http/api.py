@@ -61,12 +61,14 @@ from vvk_pbx.domain.access import Principal, Role
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.callflow.flows.transfer import TransferError
 from vvk_pbx.domain.calls import CallRecord, Leg
+from vvk_pbx.domain.queue import Presence
 from vvk_pbx.domain.referral import Source
 from vvk_pbx.http import pages
 from vvk_pbx.services import views
 from vvk_pbx.services.access import AccessService, LoginError
 from vvk_pbx.services.clock import Clock
 from vvk_pbx.services.live import LiveFeed
+from vvk_pbx.services.operator_queue import QueueError
 from vvk_pbx.services.referrals import ReferralError, ReferralService, require_time_of_day
 from vvk_pbx.storage.access import TokenExistsError
 from vvk_pbx.storage.calllog import StorageError
@@ -78,6 +80,11 @@ class CallsPort(Protocol):
     """What the API needs of the calls in progress (``services.calls.CallController``)."""
 
     def request_transfer(self, call_id: str, to: str, by: str | None = None) -> None: ...
+    def request_answer(self, call_id: str | None, extension: str) -> str: ...
+    def request_park(self, call_id: str, by: str) -> None: ...
+    def request_consult(self, call_id: str, to: str, by: str) -> None: ...
+    def request_consult_end(self, call_id: str, complete: bool, by: str) -> None: ...
+    def set_presence(self, extension: str, presence: Presence) -> None: ...
 
 
 class CallLogPort(Protocol):
@@ -130,6 +137,13 @@ def make_app(services: Services, health: Callable[[], dict[str, Any]]) -> web.Ap
     app.router.add_post("/logout", _logout)
     app.router.add_get("/me", _me)
     app.router.add_post("/calls/{call_id}/transfer", _transfer)
+    app.router.add_post("/calls/{call_id}/answer", _answer)
+    app.router.add_post("/calls/{call_id}/park", _park)
+    app.router.add_post("/calls/{call_id}/consult/complete", _consult_complete)
+    app.router.add_post("/calls/{call_id}/consult/cancel", _consult_cancel)
+    app.router.add_post("/operators/{extension}/presence", _presence)
+    app.router.add_get("/directory", _directory)
+    app.router.add_get("/reasons", _reasons)
     app.router.add_get("/referrals", _referrals)
     app.router.add_get("/referrals/{extension}", _referral)
     app.router.add_put("/referrals/{extension}", _set_referral)
@@ -273,17 +287,118 @@ async def _transfer(request: web.Request) -> web.Response:
     body = await _json_object(request, 'the body must be JSON: {"to": "<extension>"}')
     if isinstance(body, web.Response):
         return body
-    to = body.get("to")
+    to, consult = body.get("to"), body.get("consult", False)
     if not isinstance(to, str) or not to:
         return _error(422, 'the body must be {"to": "<extension>"} with the extension as a string')
-    extra = sorted(set(body) - {"to"})
+    if not isinstance(consult, bool):
+        return _error(422, "consult must be true or false")
+    extra = sorted(set(body) - {"to", "consult"})
     if extra:
-        return _error(422, f"unknown field(s): {', '.join(extra)}; only 'to' is accepted")
+        return _error(422, f"unknown field(s): {', '.join(extra)}; only 'to' and 'consult'")
+    calls = request.app[SERVICES].calls
     try:
-        request.app[SERVICES].calls.request_transfer(call_id, to, principal.name)
+        if consult:
+            calls.request_consult(call_id, to, principal.name)
+        else:
+            calls.request_transfer(call_id, to, principal.name)
     except TransferError as exc:
         return _error(exc.status, exc.reason)
-    return web.json_response({"call": call_id, "to": to, "status": "transferring"}, status=202)
+    status = "consulting" if consult else "transferring"
+    return web.json_response({"call": call_id, "to": to, "status": status}, status=202)
+
+
+def _operating(request: web.Request, what: str) -> Principal:
+    return _principal(request, request[PRINCIPAL].operates, f"only an operator {what}")
+
+
+async def _answer(request: web.Request) -> web.Response:
+    """``POST /calls/{id}/answer`` (``next``: the first in line), optionally with
+    ``{"operator": "1001"}``; a logged-in operator answers on their own phone."""
+    principal = _operating(request, "answers calls from the queue")
+    body = await _json_object(request) if request.can_read_body else {}
+    if isinstance(body, web.Response):
+        return body
+    operator = body.get("operator", principal.extension)
+    if not isinstance(operator, str) or not operator:
+        return _error(422, 'say whose phone answers: {"operator": "<extension>"}')
+    if set(body) - {"operator"}:
+        return _error(422, "only 'operator' is accepted")
+    wanted = request.match_info["call_id"]
+    try:
+        call_id = request.app[SERVICES].calls.request_answer(
+            None if wanted == "next" else wanted, operator
+        )
+    except (TransferError, QueueError) as exc:
+        return _error(exc.status, exc.reason)
+    return web.json_response(
+        {"call": call_id, "operator": operator, "status": "ringing"}, status=202
+    )
+
+
+async def _park(request: web.Request) -> web.Response:
+    principal = _operating(request, "parks calls")
+    call_id = request.match_info["call_id"]
+    try:
+        request.app[SERVICES].calls.request_park(call_id, principal.name)
+    except TransferError as exc:
+        return _error(exc.status, exc.reason)
+    return web.json_response({"call": call_id, "status": "parked"}, status=202)
+
+
+async def _consult_complete(request: web.Request) -> web.Response:
+    return await _consult_end(request, complete=True)
+
+
+async def _consult_cancel(request: web.Request) -> web.Response:
+    return await _consult_end(request, complete=False)
+
+
+async def _consult_end(request: web.Request, complete: bool) -> web.Response:
+    principal = _operating(request, "transfers calls")
+    call_id = request.match_info["call_id"]
+    try:
+        request.app[SERVICES].calls.request_consult_end(call_id, complete, principal.name)
+    except TransferError as exc:
+        return _error(exc.status, exc.reason)
+    status = "completing" if complete else "taking back"
+    return web.json_response({"call": call_id, "status": status}, status=202)
+
+
+async def _presence(request: web.Request) -> web.Response:
+    """``{"presence": "in" | "paused" | "out"}``: an operator's state, set by any operator
+    (one who went home logged in is logged out by a colleague)."""
+    extension = request.match_info["extension"]
+    _operating(request, "sets an operator's state")
+    body = await _json_object(request, 'the body must be {"presence": "in" | "paused" | "out"}')
+    if isinstance(body, web.Response):
+        return body
+    try:
+        presence = Presence(str(body.get("presence")))
+    except ValueError:
+        return _error(422, 'presence must be "in", "paused" or "out"')
+    if set(body) - {"presence"}:
+        return _error(422, "only 'presence' is accepted")
+    try:
+        request.app[SERVICES].calls.set_presence(extension, presence)
+    except QueueError as exc:
+        return _error(exc.status, exc.reason)
+    return web.json_response({"extension": extension, "presence": presence.value})
+
+
+async def _directory(request: web.Request) -> web.Response:
+    """The staff directory (D1), ``?q=`` searching name, unit, title or extension while
+    ignoring case and diacritics ("asa" finds "Åsa")."""
+    board = request.app[SERVICES]
+    found = views.directory(board.referrals.settings, request.query.get("q", ""))
+    return web.json_response(found)
+
+
+async def _reasons(request: web.Request) -> web.Response:
+    """The referral reasons (R1): code, name, the phrase callers hear."""
+    reasons = request.app[SERVICES].referrals.reasons
+    return web.json_response(
+        [{"code": r.code, "name": r.name, "phrase": r.phrase} for r in reasons.values()]
+    )
 
 
 async def _json_object(

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from vvk_pbx.domain.queue import OperatorLine, Waiting, in_order, offers
+from vvk_pbx.domain.queue import OperatorLine, Presence, Waiting, in_order, offers
 from vvk_pbx.services.calls.timers import Timers
 from vvk_pbx.services.clock import Clock
 
@@ -34,11 +34,30 @@ class OperatorState:
     call: str | None = None
     leg: str | None = None  # the leg that rings or talks: None while only reserved
     unavailable_until: datetime | None = None
+    presence: Presence = Presence.IN
 
     def free(self, now: datetime) -> bool:
-        return self.call is None and (
-            self.unavailable_until is None or self.unavailable_until <= now
+        """Offered any call: logged in, on no call, and the phone not lately unavailable."""
+        return (
+            self.presence is Presence.IN
+            and self.call is None
+            and (self.unavailable_until is None or self.unavailable_until <= now)
         )
+
+    @property
+    def reachable(self) -> bool:
+        """Offered a call that prefers them (their pick, their recall): on no call, not out."""
+        return self.call is None and self.presence is not Presence.OUT
+
+
+class QueueError(Exception):
+    """An operator's request the queue cannot do: ``reason`` for the operator, ``status``
+    the HTTP one (404 no such call waiting, 409 not now, 422 not an operator)."""
+
+    def __init__(self, reason: str, status: int) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
 
 
 class OperatorQueue:
@@ -63,12 +82,60 @@ class OperatorQueue:
         self.operators = {ext: OperatorState(ext, started) for ext in extensions}
         self.waiting: dict[str, Waiting] = {}
 
-    def enqueue(self, call_id: str, external: bool, since: datetime) -> bool:
-        """Put the call in line as arriving at ``since`` (A4) and offer what is free.
-        Returns whether it still waits (no operator for it now)."""
-        self.waiting[call_id] = Waiting(call_id, external, since)
+    def enqueue(
+        self, call_id: str, external: bool, since: datetime, prefer: str | None = None
+    ) -> bool:
+        """Put the call in line as arriving at ``since`` (A4), for ``prefer`` first if
+        given, and offer what is free. Returns whether it still waits."""
+        self.waiting[call_id] = Waiting(call_id, external, since, prefer)
         self.dispatch()
         return call_id in self.waiting
+
+    # ----- the operators' console --------------------------------------------------------
+
+    def operator(self, extension: str) -> OperatorState:
+        """The operator of ``extension``; raises ``QueueError`` 422 for another extension."""
+        op = self.operators.get(extension)
+        if op is None:
+            raise QueueError(f"{extension} is not an operator's extension", 422)
+        return op
+
+    def set_presence(self, extension: str, presence: Presence) -> OperatorState:
+        """Log the operator in, pause or log out (A3, A6); a logged-in one is offered at once.
+        A call they ring for or talk on goes on. Raises ``QueueError`` 422."""
+        op = self.operator(extension)
+        if op.presence is not presence:
+            log.info("operator %s: %s -> %s", extension, op.presence.value, presence.value)
+            op.presence = presence
+            if presence is Presence.IN:
+                op.unavailable_until = None  # the operator says the phone is there
+        self.dispatch()
+        return op
+
+    def first_waiting(self) -> str | None:
+        """The call first in line (A4), or None."""
+        ordered = in_order(self.waiting.values(), self.internal_delay_s)
+        return ordered[0].call_id if ordered else None
+
+    def pick(self, call_id: str, extension: str) -> None:
+        """The operator takes this waiting call (*svara* on a chosen caller): reserved for
+        them and offered, out of its turn. Raises ``QueueError``: 422 not an operator,
+        409 the operator is on a call or logged out, 404 the call is not waiting."""
+        op = self.operator(extension)
+        self.check_reachable(op)
+        if call_id not in self.waiting:
+            raise QueueError(f"call {call_id} is not waiting in the queue", 404)
+        del self.waiting[call_id]
+        op.call, op.leg, op.unavailable_until = call_id, None, None
+        self.offer(call_id, (extension,))
+
+    @staticmethod
+    def check_reachable(op: OperatorState) -> None:
+        """Raise ``QueueError`` 409 unless the operator can take a call now."""
+        if op.presence is Presence.OUT:
+            raise QueueError(f"operator {op.extension} is logged out: log in first", 409)
+        if op.call is not None:
+            raise QueueError(f"operator {op.extension} is on a call already", 409)
 
     def leave(self, call_id: str) -> None:
         """The call leaves the line; every operator reserved for, ringing for or talking
@@ -118,7 +185,7 @@ class OperatorQueue:
             return
         now = self.clock.now()
         lines = [
-            OperatorLine(op.extension, op.free(now), op.idle_since)
+            OperatorLine(op.extension, op.free(now), op.idle_since, op.reachable)
             for op in self.operators.values()
         ]
         ordered = in_order(self.waiting.values(), self.internal_delay_s)

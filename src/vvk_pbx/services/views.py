@@ -13,9 +13,11 @@ from datetime import datetime, tzinfo
 from enum import Enum
 from typing import Any
 
+from vvk_pbx.config import Settings
 from vvk_pbx.domain.access import Token
 from vvk_pbx.domain.calendar import DaySchedule, Status
 from vvk_pbx.domain.calls import CallRecord, Leg
+from vvk_pbx.domain.directory import matches
 from vvk_pbx.domain.referral import Referral
 from vvk_pbx.domain.voicemail import Message
 from vvk_pbx.services.referrals import ReferralService
@@ -94,6 +96,26 @@ def message_json(message: Message, now: datetime, tz: tzinfo) -> dict[str, Any]:
         "called_back_by": message.called_back_by,
         "recording": message.recording,
     }
+
+
+def directory(settings: Settings, query: str = "") -> list[dict[str, Any]]:
+    """The staff directory in file order (D1), those matching ``query`` (``domain.directory``)."""
+    units = {u.id: u.name for u in settings.units}
+    found = []
+    for person in settings.staff:
+        unit_name = units.get(person.unit, person.unit)
+        if matches(query, (person.name, person.unit, unit_name, person.title, person.extension)):
+            found.append(
+                {
+                    "extension": person.extension,
+                    "name": person.name,
+                    "unit": person.unit,
+                    "unit_name": unit_name,
+                    "title": person.title,
+                    "mobile": person.mobile,
+                }
+            )
+    return found
 
 
 def status_json(status: Status) -> dict[str, Any]:

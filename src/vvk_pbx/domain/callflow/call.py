@@ -38,7 +38,8 @@ class Policy:
     """What the flows need of the ops config, built once (``Settings.call_policy``).
 
     Times in seconds. ``staff``: the extensions with a referral menu (R5);
-    ``overflow``: the overflow group as extensions (A6).
+    ``overflow``: the overflow group as extensions (A6); ``operators``: the
+    switchboard's extensions; ``recall_s``: a parked caller's recall.
     """
 
     calendar: Calendar
@@ -56,6 +57,8 @@ class Policy:
     voicemail_max_s: int
     voicemail_silence_s: int
     pin_wait_s: int = 10
+    recall_s: int = 60
+    operators: tuple[str, ...] = ()
 
     @property
     def tz(self) -> tzinfo:

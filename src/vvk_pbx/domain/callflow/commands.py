@@ -54,6 +54,7 @@ class Ring:
     legs: tuple[LegSpec, ...]
     purpose: Purpose
     timeout_s: int
+    consult: bool = False  # the legs join the consultation's bridge, apart from the caller
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,20 @@ class HangUpLegs:
     legs: tuple[str, ...]
     reason: str = "normal"
     status: str | None = None
+
+
+@dataclass(frozen=True)
+class MoveLegs:
+    """Move legs between the caller's bridge and the consultation's (made when first
+    needed): ``consult`` True takes them apart from the caller, False back to them."""
+
+    legs: tuple[str, ...]
+    consult: bool
+
+
+@dataclass(frozen=True)
+class CloseConsult:
+    """The consultation is over: its bridge goes."""
 
 
 @dataclass(frozen=True)
@@ -102,6 +117,7 @@ class Enqueue:
 
     external: bool
     since: datetime
+    prefer: str | None = None  # the operator it goes to when free (recall, pick)
 
 
 @dataclass(frozen=True)
@@ -204,6 +220,8 @@ Command = (
     | StopPrompt
     | Ring
     | HangUpLegs
+    | MoveLegs
+    | CloseConsult
     | HangUp
     | Record
     | StartTimer

@@ -16,12 +16,14 @@ from vvk_pbx.domain.callflow.events import (
     Arrived,
     CallerGone,
     CallEvent,
+    ConsultRequested,
     LegAnswered,
     LegFailed,
     LegGone,
     LegRinging,
     MessageSaved,
     Offered,
+    ParkRequested,
     PromptDone,
     PromptFailed,
     ServiceFailed,
@@ -29,6 +31,7 @@ from vvk_pbx.domain.callflow.events import (
 )
 from vvk_pbx.domain.callflow.flows import (
     answering_machine,
+    console,
     dial_code,
     mailbox,
     operator_queue,
@@ -40,11 +43,13 @@ from vvk_pbx.domain.callflow.flows.common import connect, finish, hang_up
 from vvk_pbx.domain.callflow.states import (
     Announcing,
     Connected,
+    Consulting,
     Done,
     Farewell,
     HandedOver,
     Mailbox,
     Menu,
+    Parked,
     PinEntry,
     Purpose,
     Queued,
@@ -73,6 +78,8 @@ FLOWS: dict[type, Flow] = {
     PinEntry: mailbox.decide,
     Mailbox: mailbox.decide,
     Connected: transfer.decide,
+    Parked: console.decide,
+    Consulting: console.decide,
 }
 # Who decides when nobody answers a ringing, by its purpose.
 NOBODY: dict[Purpose, Callable[[Call, Context], Step]] = {
@@ -141,6 +148,8 @@ def decide(call: Call, event: CallEvent, ctx: Context) -> Step:
         return transfer.decide(call, event, ctx) or Step(call)
     if isinstance(event, Offered):
         return operator_queue.decide(call, event, ctx) or Step(call)
+    if isinstance(event, ParkRequested | ConsultRequested):
+        return console.decide(call, event, ctx) or Step(call)
     if isinstance(state, Farewell) and isinstance(event, PromptDone):
         return hang_up(call, event.at, state.outcome, state.why)
     if isinstance(state, Done) and isinstance(event, MessageSaved | ServiceFailed):

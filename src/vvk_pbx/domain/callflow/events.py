@@ -112,6 +112,42 @@ class TransferRequested:
 
 
 @dataclass(frozen=True)
+class ParkRequested:
+    """The operator's console parks the caller (``asked_by``: who, S1)."""
+
+    asked_by: str
+
+
+@dataclass(frozen=True)
+class Unpark:
+    """Operator ``extension`` takes the parked caller back (*svara* on a parked call)."""
+
+    extension: str
+
+
+@dataclass(frozen=True)
+class ConsultRequested:
+    """*Koppla med förfrågan* to ``to``: the operator talks to them first (A5)."""
+
+    to: str
+    asked_by: str
+
+
+@dataclass(frozen=True)
+class ConsultCompleted:
+    """The operator hands the caller to the person consulted."""
+
+    asked_by: str
+
+
+@dataclass(frozen=True)
+class ConsultCancelled:
+    """The operator takes the caller back (*återta*); the person consulted is hung up."""
+
+    asked_by: str
+
+
+@dataclass(frozen=True)
 class InQueue:
     """The queue took the call: ``waiting`` when no operator was free for it at once."""
 
@@ -203,6 +239,11 @@ CallEvent = (
     | CallerGone
     | RecordingDone
     | TransferRequested
+    | ParkRequested
+    | Unpark
+    | ConsultRequested
+    | ConsultCompleted
+    | ConsultCancelled
     | InQueue
     | Offered
     | TimerFired

@@ -10,6 +10,7 @@ Which feature owns a state (``flows/``)::
     ReadingCode                     a staff dial code (R2, R4)
     PinEntry, Mailbox               the mailbox (V1)
     Connected, Ringing(TRANSFER)    transfer (A5)
+    Parked, Consulting              the operator's console (park, koppla med förfrågan)
     Ringing(ON_CALL)                the answering machine's on-call numbers (H5)
     Farewell, Done, HandedOver      the end of every flow
 
@@ -35,6 +36,7 @@ class Purpose(StrEnum):
     COLLEAGUE = "col"  # 1 in the referral menu: a colleague in the unit (A5, R5)
     ON_CALL = "oncall"  # a digit in the answering machine: an on-call number (H5)
     TRANSFER = "xfer"  # an operator's blind transfer (A5)
+    CONSULT = "cons"  # an operator asks a person first (koppla med förfrågan, A5)
 
 
 class Timer(StrEnum):
@@ -42,6 +44,7 @@ class Timer(StrEnum):
 
     OVERFLOW = "overflow"  # queue.overflow_after_s without a person answering (A6)
     PIN_WAIT = "pin-wait"  # the PIN prompt ended and no key came (V1)
+    RECALL = "recall"  # a parked caller rings the operator who parked them again
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,28 @@ class Connected:
 
     leg: str
     who: str
+
+
+@dataclass(frozen=True)
+class Parked:
+    """An operator (``by``) parked the caller, who hears the ring tone until the recall
+    (``Timer.RECALL``) or an operator's pick puts them back to the switchboard."""
+
+    by: str
+
+
+@dataclass(frozen=True)
+class Consulting:
+    """*Koppla med förfrågan*: the operator on ``leg`` (``who``) talks to ``to`` apart
+    from the caller, who holds hearing the ring tone. ``legs``: ``to``'s phones still
+    ringing; ``talking``: ``to``'s answered leg. Then complete (the caller to ``to``)
+    or take back (the caller to the operator again)."""
+
+    leg: str
+    who: str
+    to: str
+    legs: frozenset[str] = frozenset()
+    talking: str | None = None
 
 
 @dataclass(frozen=True)
@@ -164,6 +189,8 @@ State = (
     | Queued
     | Ringing
     | Connected
+    | Parked
+    | Consulting
     | Reaching
     | Menu
     | VoicemailPrompt
@@ -186,6 +213,10 @@ def label(state: State) -> str:
             return f"Ringing({purpose.value}: {', '.join(sorted(legs)) or '-'})"
         case Connected(leg=leg, who=who):
             return f"Connected({who} on {leg})"
+        case Parked(by=by):
+            return f"Parked(by {by})"
+        case Consulting(who=who, to=to, talking=talking):
+            return f"Consulting({who} asks {to}{', talking' if talking else ''})"
         case Reaching(person=p) | Menu(person=p) | VoicemailPrompt(person=p) | Recording(person=p):
             return f"{type(state).__name__}({p})"
         case PinEntry(tries=tries):

@@ -35,19 +35,26 @@ from vvk_pbx.domain.callflow.events import (
     Arrived,
     CallerGone,
     CallEvent,
+    ConsultCancelled,
+    ConsultCompleted,
+    ConsultRequested,
     Digit,
     LegGone,
     Offered,
+    ParkRequested,
     PromptDone,
     PromptFailed,
     RecordingDone,
     TransferRequested,
+    Unpark,
     describe,
 )
+from vvk_pbx.domain.callflow.flows import console
 from vvk_pbx.domain.callflow.flows.common import fall_back
-from vvk_pbx.domain.callflow.flows.transfer import check
-from vvk_pbx.domain.callflow.states import label
+from vvk_pbx.domain.callflow.flows.transfer import TransferError, check
+from vvk_pbx.domain.callflow.states import Parked, Ringing, label
 from vvk_pbx.domain.calls import CallRecord, Outcome
+from vvk_pbx.domain.queue import Presence
 from vvk_pbx.domain.routing import CallKind
 from vvk_pbx.services.calls.executor import Executor
 from vvk_pbx.services.calls.registry import Line, Registry
@@ -114,6 +121,53 @@ class CallController:
         line = self.registry.line(call_id)
         check(line.call if line else None, call_id, to, self.policy)
         self.post(call_id, TransferRequested(to, None, "the API", by))
+
+    # ----- the operator's console (issue 11) -----------------------------------------------
+    # Each checks now and raises ``TransferError`` (reason, HTTP status) or ``QueueError``;
+    # what is done is posted behind the call's own events.
+
+    def request_answer(self, call_id: str | None, extension: str) -> str:
+        """*Svara*: ring operator ``extension``'s phone for this caller (None: the first in
+        line, A4), waiting or parked. Returns the call's id."""
+        if call_id is None:
+            call_id = self.queue.first_waiting()
+            if call_id is None:
+                raise TransferError("nobody is waiting", 404)
+        line = self.registry.line(call_id)
+        if line is None:
+            raise TransferError(f"no call {call_id} in progress", 404)
+        state = line.call.state
+        if isinstance(state, Parked):
+            self.queue.check_reachable(self.queue.operator(extension))
+            self.post(call_id, Unpark(extension))
+        elif isinstance(state, Ringing) and call_id not in self.queue.waiting:
+            raise TransferError(f"call {call_id} is ringing for someone already", 409)
+        else:
+            self.queue.pick(call_id, extension)
+        return call_id
+
+    def request_park(self, call_id: str, by: str) -> None:
+        """*Parkera*: the caller holds, and rings the operator again after ``recall_s``."""
+        line = self.registry.line(call_id)
+        console.check_connected(line.call if line else None, call_id)
+        self.post(call_id, ParkRequested(by))
+
+    def request_consult(self, call_id: str, to: str, by: str) -> None:
+        """*Koppla med förfrågan* to ``to``: checked as a blind transfer is (404, 409, 422)."""
+        line = self.registry.line(call_id)
+        check(line.call if line else None, call_id, to, self.policy)
+        self.post(call_id, ConsultRequested(to, by))
+
+    def request_consult_end(self, call_id: str, complete: bool, by: str) -> None:
+        """Complete the consultation (the caller to the person asked) or take the caller back."""
+        line = self.registry.line(call_id)
+        console.check_consulting(line.call if line else None, call_id)
+        self.post(call_id, ConsultCompleted(by) if complete else ConsultCancelled(by))
+
+    def set_presence(self, extension: str, presence: Presence) -> None:
+        """The operator logs in, pauses or logs out (A3, A6). Raises ``QueueError`` 422."""
+        self.queue.set_presence(extension, presence)
+        self.on_change()
 
     # ----- handling -------------------------------------------------------------------------
 

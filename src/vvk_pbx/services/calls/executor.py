@@ -103,6 +103,7 @@ class AriPort(Protocol):
     ) -> None: ...
     async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None: ...
     async def add_to_bridge(self, bridge_id: str, channel_ids: Iterable[str]) -> None: ...
+    async def remove_from_bridge(self, bridge_id: str, channel_ids: Iterable[str]) -> None: ...
     async def destroy_bridge(self, bridge_id: str) -> None: ...
 
 
@@ -182,8 +183,14 @@ class Executor:
                 self.timers.start((call_id, kind.value), delay_s, lambda: self.post(call_id, fired))
             case cmd.CancelTimer(kind=kind):
                 self.timers.cancel((call_id, kind.value))
-            case cmd.Enqueue(external=external, since=since):
-                return [InQueue(self.queue.enqueue(call_id, external, since))]
+            case cmd.Enqueue(external=external, since=since, prefer=prefer):
+                return [InQueue(self.queue.enqueue(call_id, external, since, prefer))]
+            case cmd.MoveLegs(legs=legs, consult=consult):
+                await self._move(line, legs, consult)
+            case cmd.CloseConsult():
+                if line.consult_bridge is not None:
+                    bridge, line.consult_bridge = line.consult_bridge, None
+                    await quietly(self.ari.destroy_bridge(bridge))
             case cmd.LeaveQueue():
                 self.queue.leave(call_id)
             case cmd.GiveBack(extensions=extensions):
@@ -213,17 +220,21 @@ class Executor:
         """Make the legs (and the bridge, with the caller in it, at the first ring) at once:
         nothing on this path waits for another."""
         now = self.clock.real()  # a log time, in Asterisk's timeline
+        opening: list[Awaitable[None]] = []
+        if ring.consult:
+            joins = await self._consult_bridge(line)
+        else:
+            if line.bridge is None:
+                line.bridge = f"{line.id}:bridge"
+                opening.append(self._open_bridge(line.bridge, line.id))
+            joins = line.bridge
         for spec in ring.legs:
             record = Leg(spec.id, line.id, spec.endpoint, ring.purpose.value, now)
-            self.registry.add_leg(line, LiveLeg(record, spec.who, ring.timeout_s))
+            self.registry.add_leg(line, LiveLeg(record, spec.who, ring.timeout_s, bridge=joins))
             if ring.purpose is Purpose.OPERATOR:
                 self.queue.ringing(line.id, spec.who, spec.id)
         steps = [self._make_leg(line, spec) for spec in ring.legs]
-        bridge = None
-        if line.bridge is None:
-            line.bridge = f"{line.id}:bridge"
-            bridge = self._open_bridge(line.bridge, line.id)
-        results = await asyncio.gather(*steps, *([bridge] if bridge else []))
+        results = await asyncio.gather(*steps, *opening)
         return [event for event in results if isinstance(event, LegFailed)]
 
     async def _make_leg(self, line: Line, spec: cmd.LegSpec) -> LegFailed | None:
@@ -239,6 +250,27 @@ class Executor:
             log.warning("call %s: cannot ring %s (%s)", line.id, spec.endpoint, exc.message)
             return self._failed(line, spec.id, "CHANUNAVAIL")
         return None
+
+    async def _consult_bridge(self, line: Line) -> str:
+        """The consultation's bridge, made when first needed."""
+        if line.consult_bridge is None:
+            line.consult_bridge = f"{line.id}:consult"
+            await self.ari.create_bridge(line.consult_bridge)
+        return line.consult_bridge
+
+    async def _move(self, line: Line, legs: Sequence[str], consult: bool) -> None:
+        """Move legs to the consultation's bridge or back to the caller's: out of the one
+        they are in first (ARI adds no channel that is in another bridge)."""
+        target = await self._consult_bridge(line) if consult else line.bridge
+        assert target is not None, "a call with legs has its bridge"
+        for leg_id in legs:
+            live = line.legs.get(leg_id)
+            if live is None or live.bridge == target:
+                continue
+            if live.bridge is not None:
+                await self.ari.remove_from_bridge(live.bridge, [leg_id])
+            await self.ari.add_to_bridge(target, [leg_id])
+            live.bridge = target
 
     async def _open_bridge(self, bridge: str, caller: str) -> None:
         await self.ari.create_bridge(bridge)
@@ -308,8 +340,8 @@ class Executor:
         self.timers.cancel_owner(line.id)
         self.registry.drop(line, self.clock.real())
         await quietly(*(self.ari.hangup(leg_id) for leg_id in live))
-        if line.bridge is not None:
-            await quietly(self.ari.destroy_bridge(line.bridge))
+        bridges = [b for b in (line.bridge, line.consult_bridge) if b is not None]
+        await quietly(*(self.ari.destroy_bridge(bridge) for bridge in bridges))
 
     # ----- the legs' own events ------------------------------------------------------------
 
@@ -321,12 +353,12 @@ class Executor:
         """A leg's StasisStart: it joins the caller's bridge and dials; a leg the call no
         longer wants is hung up."""
         live = line.legs.get(leg_id)
-        if live is None or live.hung_up or line.bridge is None or live.record.ended_at:
+        if live is None or live.hung_up or live.bridge is None or live.record.ended_at:
             await self.ari.hangup(leg_id)
             return []
         try:
             await asyncio.gather(
-                self.ari.add_to_bridge(line.bridge, [leg_id]),
+                self.ari.add_to_bridge(live.bridge, [leg_id]),
                 self.ari.dial(leg_id, caller=line.id, timeout_s=live.timeout_s),
             )
         except AriNotFoundError:

@@ -38,6 +38,7 @@ class LiveLeg:
     who: str
     timeout_s: int
     hung_up: bool = False
+    bridge: str | None = None  # the bridge it is in or joins: the call's or the consultation's
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Line:
 
     call: Call
     bridge: str | None = None
+    consult_bridge: str | None = None  # the operator and the person asked, apart from the caller
     playback: str | None = None  # the id of the playback running now
     token: str | None = None  # the flow's name for it
     playbacks: int = 0

@@ -37,16 +37,17 @@ from vvk_pbx.domain.callflow.states import Purpose, Queued, Ringing, Timer
 from vvk_pbx.domain.calls import Outcome
 
 
-def start(call: Call, ctx: Context) -> Step:
+def start(call: Call, ctx: Context, prefer: str | None = None) -> Step:
     """In line for an operator, with the overflow timer from now (A6): at arrival, after
-    0 in the referral menu, after a transfer nobody took."""
-    return enqueue(call).do(StartTimer(Timer.OVERFLOW, ctx.policy.overflow_after_s))
+    0 in the referral menu, after a transfer nobody took, a parked caller's recall
+    (for ``prefer`` first)."""
+    return enqueue(call, prefer).do(StartTimer(Timer.OVERFLOW, ctx.policy.overflow_after_s))
 
 
-def enqueue(call: Call) -> Step:
+def enqueue(call: Call, prefer: str | None = None) -> Step:
     """In line by the call's arrival, so a call back in line keeps its place (A4)."""
     external = call.record.direction == "external"
-    return Step(call, (Enqueue(external, call.arrived),)).set(state=Queued())
+    return Step(call, (Enqueue(external, call.arrived, prefer),)).set(state=Queued())
 
 
 def decide(call: Call, event: CallEvent, ctx: Context) -> Step | None:
