@@ -213,7 +213,7 @@ async def run(
         return body
 
     access = AccessService(AccessStore(store.engine), referrals, settings)
-    feed = LiveFeed(controller, referrals, clock, lines)
+    feed = LiveFeed(controller, referrals, clock, lines, store)
     controller.on_change = lines.on_change = feed.changed
     referrals.on_change = feed.referrals_changed
     app = make_app(Services(controller, store, referrals, access, clock, feed), health)

@@ -686,7 +686,8 @@ def callbacks(
     config: ConfigOption = None,
     database: DatabaseOption = None,
 ) -> None:
-    """The callback ledger (V2): voicemail messages, their deadline (2 working days) and status."""
+    """The callback ledger (V2): voicemail messages and those operators took, their deadline
+    (2 working days) and status."""
     from vvk_pbx.services.referrals import ReferralError
 
     settings = _load_or_exit(config)
@@ -707,14 +708,16 @@ def callbacks(
     shown = [
         (
             f"{row['extension']} {names.get(row['extension'], '')}",
-            row["caller"],
+            f"{row['caller']} {row['name']}".strip(),
             _minute(row["left_at"]),
             _minute(row["deadline"]),
             _ledger_status(row),
+            row["note"] if row["taken_by"] else "röstmeddelande",
+            row["taken_by"] or "",
         )
         for row in rows
     ]
-    columns = ("Till", "Från", "Lämnat", "Senast", "Status")
+    columns = ("Till", "Från", "Lämnat", "Senast", "Status", "Meddelande", "Tagit av")
     out.print(table(f"Återringningar ({len(rows)})", columns, shown))
 
 

@@ -22,6 +22,7 @@ from tests.component.test_calls import (
 from vvk_pbx.config import Settings
 from vvk_pbx.domain.access import Role
 from vvk_pbx.domain.callflow.states import Connected, Consulting, Parked, Queued, Ringing
+from vvk_pbx.domain.pins import PinRecord
 from vvk_pbx.domain.queue import Presence
 
 
@@ -176,3 +177,42 @@ async def test_the_directory_and_reasons_for_the_console(rig: Rig) -> None:
         reasons = await (await client.get("/reasons")).json()
         assert {"code": 2, "name": "mote", "phrase": "är på möte"} in reasons
         assert len(reasons) == len(rig.service.settings.referral_reasons)
+
+
+async def test_an_operator_takes_a_message_into_the_ledger(rig: Rig) -> None:
+    async with api(rig, Role.OPERATOR, name="vaxeln") as client:
+        for body, status, reason in (
+            ({"extension": "9999", "caller": "0701"}, 404, "not in the directory"),
+            ({"extension": "1101", "caller": " "}, 422, "number is needed"),
+            ({"extension": "1101", "caller": "0701", "when": "now"}, 422, "unknown field"),
+            ({"extension": "1101", "caller": 701}, 422, "must be text"),
+            ({"extension": "1101", "caller": "0701", "note": "x" * 2001}, 422, "too long"),
+        ):
+            response = await client.post("/messages", json=body)
+            assert response.status == status, body
+            assert reason in (await response.json())["error"]
+        assert rig.messages.messages == [], "nothing half stored"
+        response = await client.post(
+            "/messages",
+            json={
+                "extension": "1101",
+                "caller": "0701234567",
+                "name": "<img src=x onerror=alert(1)>",
+                "note": "Om fakturan",
+            },
+        )
+        assert response.status == 201, await response.text()
+        body = await response.json()
+        assert (body["name"], body["note"], body["taken_by"], body["recording"]) == (
+            "<img src=x onerror=alert(1)>",
+            "Om fakturan",
+            "token:vaxeln",
+            "",
+        )
+        # Monday 30 Nov 2026 10:00: two working days on.
+        assert body["deadline"] == "2026-12-02T10:00:00+01:00"
+        listed = await (await client.get("/messages")).json()
+        assert [m["id"] for m in listed] == [body["id"]]
+    # The phone's mailbox has nothing to play for it.
+    rig.pins.records["1101"] = PinRecord.create("1101", "4711")
+    assert await rig.service.open_mailbox("1101", "4711", rig.clock.now()) == []

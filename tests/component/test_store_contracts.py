@@ -4,6 +4,7 @@ call log as the recorder and the API use it (R1–R4, V1, V2, S1, A1), the same 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -189,3 +190,17 @@ async def test_the_call_log_keeps_a_batch_and_lists_calls_by_arrival(stores: Sto
     found = await log.legs_by_call(["c1", "c2"])
     assert [leg.id for leg in found["c1"]] == ["c1:op1", "c1:op2"], "in creation order"
     assert "c2" not in found
+
+
+async def test_a_message_an_operator_took_keeps_its_name_note_and_taker(ledger: Any) -> None:
+    taken = replace(
+        message("t1"),
+        recording="",
+        duration_s=0.0,
+        caller_name="Karin Öberg <b>",
+        note="Ringer om bygglov; ring efter 13",
+        taken_by="1001",
+    )
+    await ledger.add(taken)
+    assert await ledger.get("t1") == taken
+    assert not taken.recorded and message("m1").recorded

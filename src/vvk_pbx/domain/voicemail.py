@@ -35,6 +35,16 @@ class Message:
     status: Status = Status.NEW
     called_back_at: datetime | None = None
     called_back_by: str | None = None  # who marked it (S1): an extension or a token
+    # A message an operator took on the console (issue 11): no recording (""), the
+    # caller's name and the operator's note, and who took it.
+    caller_name: str = ""
+    note: str = ""
+    taken_by: str | None = None
+
+    @property
+    def recorded(self) -> bool:
+        """A voicemail recording to listen to, not an operator's written message."""
+        return bool(self.recording)
 
     def overdue(self, now: datetime) -> bool:
         """Not called back by its deadline (V2). Deleting the recording does not answer

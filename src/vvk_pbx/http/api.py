@@ -24,6 +24,15 @@ without, 403 with a role that may not (``domain/access.py``).
 - ``DELETE /referrals/{extension}``: open the phone (R4); 200 ``{"cleared": bool}``.
 - ``GET /messages?unit=<id>&overdue=true``: the callback ledger (V2); a person
   sees only their own.
+- ``POST /messages`` (operator) with ``{"extension", "caller", "name", "note"}``:
+  a message taken for a person, into the ledger with its deadline (V2).
+- ``POST /calls/{id}/answer`` (``next``: the first in line) ``{"operator"?}``,
+  ``POST /calls/{id}/park``, ``POST /calls/{id}/transfer`` with ``"consult": true``,
+  then ``POST /calls/{id}/consult/complete`` or ``.../cancel`` (operator): the
+  console's svara, parkera and koppla med förfrågan; 202, or 404/409/422.
+- ``POST /operators/{ext}/presence`` with ``{"presence": "in"|"paused"|"out"}``.
+- ``GET /directory?q=`` (anyone logged in): the staff directory, searched
+  without regard to case or diacritics; ``GET /reasons``: the referral reasons.
 - ``POST /messages/{id}/called-back``: 200 with the message; 404 unknown. A
   person marks their own, an operator any.
 - ``GET /calls?since=<time>&until=<time>`` (operator, reports): the call log
@@ -149,6 +158,7 @@ def make_app(services: Services, health: Callable[[], dict[str, Any]]) -> web.Ap
     app.router.add_put("/referrals/{extension}", _set_referral)
     app.router.add_delete("/referrals/{extension}", _clear_referral)
     app.router.add_get("/messages", _messages)
+    app.router.add_post("/messages", _take_message)
     app.router.add_post("/messages/{message_id}/called-back", _called_back)
     app.router.add_get("/calls", _calls)
     app.router.add_get("/events", _events)
@@ -507,6 +517,39 @@ async def _messages(request: web.Request) -> web.Response:
     if not principal.reads_everything:  # a person: their own messages only
         found = [m for m in found if m.extension == principal.extension]
     return web.json_response([views.message_json(m, now, board.tz) for m in found])
+
+
+async def _take_message(request: web.Request) -> web.Response:
+    """*Ta meddelande* (operator): ``{"extension": "1101", "caller": "0701234567",
+    "name": optional, "note": optional, "call": optional call id}`` -> 201 with the
+    ledger entry, its deadline 2 working days on (V2) and who took it (S1)."""
+    board = request.app[SERVICES]
+    principal = _operating(request, "takes messages for others")
+    body = await _json_object(request)
+    if isinstance(body, web.Response):
+        return body
+    extra = sorted(set(body) - {"extension", "caller", "name", "note", "call"})
+    if extra:
+        return _error(422, f"unknown field(s): {', '.join(extra)}")
+    fields = {key: body.get(key, "") for key in ("extension", "caller", "name", "note")}
+    call = body.get("call")
+    if not all(isinstance(value, str) for value in fields.values()) or not isinstance(
+        call, str | None
+    ):
+        return _error(422, "extension, caller, name, note and call must be text")
+    try:
+        message = await board.referrals.message_taken(
+            fields["extension"],
+            fields["caller"],
+            fields["name"],
+            fields["note"],
+            principal.name,
+            board.clock.now(),
+            call,
+        )
+    except ReferralError as exc:
+        return _error(404 if exc.field == "extension" else 422, exc.reason)
+    return web.json_response(views.message_json(message, board.clock.now(), board.tz), status=201)
 
 
 async def _called_back(request: web.Request) -> web.Response:

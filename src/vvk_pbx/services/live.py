@@ -10,6 +10,10 @@ The board has sections, each a JSON value the pages show whole:
 - ``referrals``: every referral in force, as ``GET /referrals`` shows them.
 - ``lines``: each phone's line state by extension: idle, ringing, busy,
   unavailable or unknown (``services/lines.py``, Asterisk's device state).
+- ``messages``: the callback ledger's messages not yet called back (V2).
+- ``today``: today's calls, answered, within the four-ring goal and
+  abandoned (``domain/followup.py``), read from the call log every
+  ``TODAY_S`` s.
 - ``hours``: the switchboard open or closed now, and the next change (H1–H5).
 
 A client first gets ``snapshot`` (every section and ``seq``), then one
@@ -24,10 +28,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
-from vvk_pbx.domain.callflow.states import Connected, Queued, Ringing
+from vvk_pbx.domain.callflow.states import Connected, Consulting, Parked, Queued, Ringing
+from vvk_pbx.domain.calls import CallRecord
+from vvk_pbx.domain.followup import summarise
 from vvk_pbx.domain.queue import in_order
+from vvk_pbx.domain.voicemail import Status
 from vvk_pbx.services import views
 from vvk_pbx.services.calls.controller import CallController
 from vvk_pbx.services.clock import Clock
@@ -38,10 +46,25 @@ log = logging.getLogger(__name__)
 
 BACKLOG = 256  # changes a client may be behind before it is cut off
 REFRESH_S = 5.0
+TODAY_S = 30.0  # today's numbers read the call log: not at every call
 # The states a page shows by a name of its own; the others by their class's name.
-STATE_NAMES: dict[type, str] = {Queued: "waiting", Ringing: "ringing", Connected: "connected"}
+STATE_NAMES: dict[type, str] = {
+    Queued: "waiting",
+    Ringing: "ringing",
+    Connected: "connected",
+    Parked: "parked",
+    Consulting: "consulting",
+}
 
 Message = dict[str, Any]
+
+
+class CallLogReader(Protocol):
+    """What the feed reads of the call log (``storage.calllog.CallLog``)."""
+
+    async def list_calls(
+        self, since: datetime | None = None, until: datetime | None = None
+    ) -> list[CallRecord]: ...
 
 
 class Subscription:
@@ -64,9 +87,12 @@ class LiveFeed:
         referrals: ReferralService,
         clock: Clock,
         lines: LineStates | None = None,
+        call_log: CallLogReader | None = None,
     ) -> None:
         self.controller = controller
         self.lines = lines
+        self.call_log = call_log
+        self._today_read: float | None = None  # the loop's time of the last read
         self.referrals = referrals
         self.clock = clock
         self.seq = 0
@@ -88,13 +114,16 @@ class LiveFeed:
                 {
                     "id": call.id,
                     "caller": call.record.caller,
+                    "name": call.caller_name,
                     "called": call.record.called,
                     "external": call.record.direction == "external",
                     "kind": call.kind.value,
                     "state": STATE_NAMES.get(type(state), type(state).__name__.lower()),
                     "arrived_at": views.local(call.record.arrived_at, tz),
                     "position": position.get(call.id),
-                    "with": state.who if isinstance(state, Connected) else None,
+                    "with": state.who if isinstance(state, Connected | Consulting) else None,
+                    "parked_by": state.by if isinstance(state, Parked) else None,
+                    "consult_to": state.to if isinstance(state, Consulting) else None,
                     "ringing": sorted(line.legs[leg].who for leg in line.live_legs())
                     if isinstance(state, Ringing)
                     else [],
@@ -105,22 +134,61 @@ class LiveFeed:
 
     def _operators(self) -> list[dict[str, Any]]:
         now = self.clock.now()
+        names = dict(self.referrals.settings.extensions())
         shown = []
         for op in self.controller.queue.operators.values():
             if op.call is None:
-                state = "free" if op.free(now) else "unavailable"
+                unavailable = op.unavailable_until is not None and op.unavailable_until > now
+                state = "unavailable" if unavailable else "free"
             elif op.leg is None:
                 state = "reserved"
             else:
                 line = self.controller.registry.line(op.call)
-                talking = line is not None and line.call.state == Connected(op.leg, op.extension)
+                call_state = line.call.state if line is not None else None
+                talking = isinstance(call_state, Connected | Consulting) and (
+                    call_state.leg == op.leg
+                )
                 state = "talking" if talking else "ringing"
-            shown.append({"extension": op.extension, "state": state, "call": op.call})
+            shown.append(
+                {
+                    "extension": op.extension,
+                    "name": names.get(op.extension, ""),
+                    "state": state,
+                    "presence": op.presence.value,
+                    "call": op.call,
+                }
+            )
         return shown
 
     async def _referrals(self) -> list[dict[str, Any]]:
         found = await self.referrals.in_force_now(self.clock.now())
         return [views.referral_json(self.referrals, found[ext]) for ext in sorted(found)]
+
+    async def _messages(self) -> list[dict[str, Any]]:
+        now, tz = self.clock.now(), self.referrals.calendar.tz
+        found = await self.referrals.ledger(now)
+        return [views.message_json(m, now, tz) for m in found if m.status is not Status.CALLED_BACK]
+
+    async def _today(self) -> dict[str, Any] | None:
+        """Today's numbers, at most every ``TODAY_S`` s; None when not read now."""
+        loop_now = asyncio.get_running_loop().time()
+        if self.call_log is None or (
+            self._today_read is not None and loop_now - self._today_read < TODAY_S
+        ):
+            return None
+        self._today_read = loop_now
+        tz = self.referrals.calendar.tz
+        start = self.clock.real().astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        summary = summarise(await self.call_log.list_calls(since=start))
+        return {
+            "calls": summary.calls,
+            "answered": summary.answered,
+            "within_goal": summary.within_goal,
+            "counted": summary.counted,
+            "share": summary.share,
+            "abandoned": summary.abandoned,
+            "goal_rings": self.controller.policy.goal_rings,
+        }
 
     def _hours(self) -> dict[str, Any]:
         return views.status_json(self.referrals.calendar.status(self.clock.now()))
@@ -143,8 +211,12 @@ class LiveFeed:
         self._put("hours", self._hours())
         try:
             self._put("referrals", await self._referrals())
+            self._put("messages", await self._messages())
+            today = await self._today()
+            if today is not None:
+                self._put("today", today)
         except Exception as exc:
-            log.warning("live feed: referrals not refreshed: %s", exc)
+            log.warning("live feed: referrals, messages or today not refreshed: %s", exc)
 
     def referrals_changed(self) -> None:
         """A referral was set or cleared here: send the referrals anew, soon."""
@@ -179,7 +251,13 @@ class LiveFeed:
             await self.refresh()
         sub = Subscription()
         self.subscribers.add(sub)
-        snapshot = {"seq": self.seq, **self.board, "policy": self._policy()}
+        snapshot = {
+            "seq": self.seq,
+            **self.board,
+            "policy": self._policy(),
+            # Asterisk's timeline, which arrivals are on: a page counts waits from it.
+            "now": views.local(self.clock.real(), self.referrals.calendar.tz),
+        }
         return snapshot, sub
 
     def unsubscribe(self, sub: Subscription) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -262,6 +263,45 @@ class ReferralService:
         log.info("message %s for %s, call back by %s", message.id, extension, message.deadline_at)
         return message
 
+    async def message_taken(
+        self,
+        extension: str,
+        caller: str,
+        caller_name: str,
+        note: str,
+        taken_by: str,
+        at: datetime,
+        call_id: str | None = None,
+    ) -> Message:
+        """*Ta meddelande*: an operator writes down a caller's message for ``extension``,
+        into the callback ledger with the same 2-working-day deadline (V2). Raises
+        ``ReferralError`` (extension: not in the directory; caller: no number; note:
+        too long) and ``StorageError``."""
+        if extension not in self.staff:
+            raise ReferralError("extension", f"{extension} is not in the directory")
+        caller = caller.strip()
+        if not caller:
+            raise ReferralError("caller", "the caller's number is needed to call back")
+        if len(caller) > 64 or len(caller_name) > 128 or len(note) > 2000:
+            raise ReferralError("note", "too long: number 64, name 128, note 2000 characters")
+        message = Message(
+            id=f"msg-{secrets.token_hex(8)}",
+            extension=extension,
+            caller=caller,
+            call_id=call_id,
+            left_at=at,
+            duration_s=0.0,
+            recording="",
+            deadline_at=self.calendar.add_working_days(at, 2),
+            caller_name=caller_name.strip(),
+            note=note.strip(),
+            taken_by=taken_by,
+        )
+        await self.messages.add(message)
+        log.info("message %s for %s taken by %s", message.id, extension, taken_by)
+        self.on_change()
+        return message
+
     # ----- the operators' and staff's other ways in: API and CLI (R2, R6, V2) -------------
 
     async def set_referral(
@@ -367,10 +407,12 @@ class ReferralService:
         if extension not in self.staff:
             raise CodeError(Problem.UNKNOWN_EXTENSION, f"{extension} has no mailbox")
         await self.check_pin(extension, pin, now, by=extension)
+        # An operator's written message has nothing to play: the ledger and the
+        # phone book show it.
         return [
             m
             for m in await self.messages.ledger([extension])
-            if m.status in (Status.NEW, Status.HEARD)
+            if m.status in (Status.NEW, Status.HEARD) and m.recorded
         ]
 
     async def known_messages(self, message_ids: list[str]) -> set[str]:

@@ -95,6 +95,9 @@ def message_json(message: Message, now: datetime, tz: tzinfo) -> dict[str, Any]:
         "called_back_at": local(message.called_back_at, tz),
         "called_back_by": message.called_back_by,
         "recording": message.recording,
+        "name": message.caller_name,
+        "note": message.note,
+        "taken_by": message.taken_by,
     }
 
 

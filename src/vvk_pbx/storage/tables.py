@@ -18,6 +18,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     TypeDecorator,
 )
 
@@ -111,6 +112,10 @@ messages = Table(
     Column("status", String(16), nullable=False),  # new, heard, called_back, deleted
     Column("called_back_at", UtcDateTime),
     Column("called_back_by", String(64)),
+    # A message an operator took (issue 11): no recording, the caller's name and a note.
+    Column("caller_name", String(128), nullable=False, server_default=""),
+    Column("note", Text, nullable=False, server_default=""),
+    Column("taken_by", String(64)),
     Index("ix_voicemail_messages_extension", "extension"),
     Index("ix_voicemail_messages_deadline_at", "deadline_at"),
 )

@@ -107,6 +107,9 @@ def _row(message: Message) -> dict[str, Any]:
         "status": message.status.value,
         "called_back_at": message.called_back_at,
         "called_back_by": message.called_back_by,
+        "caller_name": message.caller_name,
+        "note": message.note,
+        "taken_by": message.taken_by,
     }
 
 
@@ -123,4 +126,7 @@ def _message(row: Any) -> Message:
         status=Status(row["status"]),
         called_back_at=row["called_back_at"],
         called_back_by=row["called_back_by"],
+        caller_name=row["caller_name"],
+        note=row["note"],
+        taken_by=row["taken_by"],
     )

@@ -113,7 +113,15 @@ def arrive(call_id: str, event: Arrived, ctx: Context) -> Step:
     record = CallRecord.arrive(call_id, caller, dialed, event.at, decision)
     if (caller, dialed) != (event.caller, event.dialed):
         record = record.note(f"[O1] caller id or number cut to {MAX_NUMBER} printable characters")
-    call = Call(call_id, record, Routing(), event.kind, decision.action, ctx.now)
+    call = Call(
+        call_id,
+        record,
+        Routing(),
+        event.kind,
+        decision.action,
+        ctx.now,
+        caller_name=bounded(event.name),
+    )
     if decision.action is Action.ANSWERING_MACHINE:
         return answering_machine.start(call, ctx)
     if decision.action is Action.OPERATOR_QUEUE:

@@ -25,6 +25,7 @@ class Arrived:
     caller: str
     dialed: str
     at: datetime
+    name: str = ""  # the caller's display name, as the trunk or phone sent it
 
 
 @dataclass(frozen=True)

@@ -241,7 +241,7 @@ class CallController:
             kind = CallKind.INBOUND
         dialed = event.args[1] if len(event.args) > 1 else channel.exten
         caller = channel.caller_number or channel.name
-        arrived = Arrived(kind, caller, dialed, self._at(event))
+        arrived = Arrived(kind, caller, dialed, self._at(event), channel.caller_name)
         step = arrive(channel.id, arrived, Context(self.clock.now(), self.policy))
         line = self.registry.add(step.call)
         record = step.call.record
