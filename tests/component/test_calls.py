@@ -95,7 +95,7 @@ class Rig:
         """The API's services over this rig, made once: every client shares the feed."""
         if self._services is None:
             access = AccessService(self.access, self.service, self.service.settings)
-            feed = LiveFeed(self.controller, self.service, self.clock)
+            feed = LiveFeed(self.controller, self.service, self.clock, call_log=self.store)
             self.controller.on_change = feed.changed
             self.service.on_change = feed.referrals_changed
             self._services = Services(

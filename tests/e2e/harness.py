@@ -570,6 +570,36 @@ async def transfer(call_id: str, to: str, token: str | None) -> tuple[int, dict[
     return response.status, body
 
 
+async def api(
+    method: str, path: str, token: str, body: object = None, retry_409_s: float = 5
+) -> tuple[int, Any]:
+    """One request to the controller under test's API with an operator's bearer token:
+    its status and JSON. A 409 is retried for ``retry_409_s``: the observer may see a
+    call move before the controller has handled it."""
+    headers = {"Authorization": f"Bearer {token}"}
+    deadline = time.monotonic() + retry_409_s
+    async with aiohttp.ClientSession(headers=headers) as session:
+        while True:
+            async with session.request(method, f"{CONTROLLER_API}{path}", json=body) as response:
+                found = await response.json()
+                if response.status != 409 or time.monotonic() > deadline:
+                    return response.status, found
+            await asyncio.sleep(0.1)
+
+
+def entered_bridge(bridge_id: str, channel_id: str) -> Callable[[Event], bool]:
+    """Asterisk's ``ChannelEnteredBridge`` of ``channel_id`` into ``bridge_id``."""
+
+    def match(event: Event) -> bool:
+        return (
+            event.get("type") == "ChannelEnteredBridge"
+            and event.get("bridge", {}).get("id") == bridge_id
+            and event.get("channel", {}).get("id") == channel_id
+        )
+
+    return match
+
+
 Controller = Callable[..., Awaitable[tuple[subprocess.Popen[bytes], str]]]
 Row = dict[str, Any]
 
