@@ -458,6 +458,49 @@ def bench(
         out.print(f"results appended to {markdown_file}", markup=False)
 
 
+@app.command("bench-feed")
+def bench_feed(
+    config: ConfigOption = None,
+    consoles: Annotated[
+        int, typer.Option(min=1, max=100, help="Console pages open in headless chromium.")
+    ] = 20,
+    rate: Annotated[int, typer.Option(min=1, max=200, help="Calls/s to the switchboard.")] = 10,
+    seconds: Annotated[int, typer.Option(min=1, help="Seconds of measured load.")] = 30,
+    warmup: Annotated[int, typer.Option(min=0, help="Seconds of load before, not measured.")] = 5,
+    operators: Annotated[
+        int, typer.Option(min=1, max=50, help="Operator phones (SIPp uas) to answer.")
+    ] = 25,
+    markdown_file: Annotated[
+        Path | None,
+        typer.Option("--markdown", help="Append the result to this Markdown file."),
+    ] = None,
+) -> None:
+    """Benchmark: how long a call's arrival takes from Asterisk to open consoles (issue 11).
+
+    Starts its own local Asterisk, the controller and CONSOLES pages of /console in
+    Debian's headless chromium (Playwright: ./scripts/setup), then calls at RATE
+    calls/s; prints the median and p99 from Asterisk's StasisStart to the page.
+    """
+    from vvk_pbx.asterisk.local import ProvisionError
+    from vvk_pbx.bench.feed import markdown, run_feed_bench
+    from vvk_pbx.bench.run import BenchError
+
+    _load_or_exit(config)
+    started = SystemClock().real()
+    try:
+        run, description = run_feed_bench(
+            config or default_path(), consoles, rate, seconds, operators, _log, warmup
+        )
+    except (BenchError, ProvisionError) as exc:
+        err.print(f"vvk-pbx bench-feed: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    out.print(markdown(run, description, started), markup=False, soft_wrap=True)
+    if markdown_file is not None:
+        with markdown_file.open("a", encoding="utf-8") as handle:
+            handle.write("\n" + markdown(run, description, started))
+        out.print(f"results appended to {markdown_file}", markup=False)
+
+
 referrals_app = typer.Typer(help="Referrals (hänvisningar, R1-R6).", no_args_is_help=True)
 app.add_typer(referrals_app, name="referrals")
 

@@ -788,6 +788,8 @@ async def test_clearing_opens_the_phone_and_says_so(open_: Rig) -> None:
     await open_.event(stasis("k5", OPEN, "feature", "#23#", number="1101"))
     assert played_media(open_, "k5") == ["sound:vvk/code-cleared"]
     assert await open_.referrals.in_force("1101", OPEN) is None
+    [cleared] = open_.referrals.referrals
+    assert cleared.cleared_by == "1101", "S1: the phone that opened it"
 
 
 async def test_an_operator_phone_cannot_set_a_referral(open_: Rig) -> None:

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from playwright.async_api import Browser
 
+from tests.browser.harness import launch
 from tests.conftest import ROOT, SAMPLE_CONFIG
 from tests.e2e.harness import (
     CONTROLLER_API,
@@ -123,6 +125,13 @@ def _is_demo_process(cmdline: list[bytes]) -> bool:
     is_sipp = cmdline[0].endswith(b"sipp")
     is_controller = b"run" in cmdline and any(part.endswith(b"vvk-pbx") for part in cmdline)
     return is_sipp or is_controller
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    """Debian's headless chromium for the test (``tests/browser/harness.py``)."""
+    async with launch() as one:
+        yield one
 
 
 @pytest.fixture

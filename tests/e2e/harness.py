@@ -28,14 +28,16 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import aiohttp
+from playwright.async_api import Browser, Locator, Page, expect
 
+from tests.browser.harness import Tab, new_tab
 from tests.e2e.sipp.make_dtmf_pcaps import SPEECH, SRC, write_pcaps
 from vvk_pbx.bench.run import free_udp_port
 
@@ -538,6 +540,7 @@ def vvk(database: str, *args: str) -> str:
         text=True,
         check=True,
         cwd=ROOT,
+        env={**os.environ, "COLUMNS": "200"},  # tables unwrapped, as on a wide terminal
     ).stdout
 
 
@@ -585,6 +588,30 @@ async def api(
                 if response.status != 409 or time.monotonic() > deadline:
                     return response.status, found
             await asyncio.sleep(0.1)
+
+
+@contextlib.asynccontextmanager
+async def page_as(browser: Browser, database: str, extension: str, path: str) -> AsyncIterator[Tab]:
+    """A page of the controller under test (``/console``, ``/wallboard``), logged in as
+    ``extension`` with a PIN set as ops set one (``vvk-pbx pins set``)."""
+    pin = f"{int(extension) % 10000:04d}"[::-1] + "7"
+    vvk(database, "pins", "set", extension, "--pin", pin)
+    async with new_tab(browser, CONTROLLER_API) as tab:
+        page = tab.page
+        await page.goto(path)
+        await page.get_by_test_id("login-extension").fill(extension)
+        await page.get_by_test_id("login-pin").fill(pin)
+        await page.get_by_test_id("login-submit").click()
+        await expect(page.get_by_test_id("who")).to_contain_text(extension)
+        await expect(page.get_by_test_id("feed-lost")).to_be_hidden()
+        yield tab
+        assert not tab.dialogs and not tab.errors, (tab.dialogs, tab.errors)
+
+
+def row(page: Page, testid: str, **data: str) -> Locator:
+    """The element ``data-testid=testid`` with these ``data-*`` attributes."""
+    attrs = "".join(f'[data-{k.replace("_", "-")}="{v}"]' for k, v in data.items())
+    return page.locator(f'[data-testid="{testid}"]{attrs}')
 
 
 def entered_bridge(bridge_id: str, channel_id: str) -> Callable[[Event], bool]:

@@ -147,7 +147,7 @@ class ReferralService:
             if isinstance(code, SetReferral):
                 return await self._set(target, code, now, extension, dry_run)
             if isinstance(code, ClearReferral):
-                return await self._clear(target, now, dry_run)
+                return await self._clear(target, now, extension, dry_run)
             assert isinstance(code, ListenVoicemail)
             return CodeReply(["voicemail-pin"], "[V1] voicemail: asked for the PIN", True, True)
         except CodeError as exc:
@@ -207,11 +207,12 @@ class ReferralService:
         reason = self.reasons[code.reason].name
         return CodeReply(prompts, f"[R2] referral set: {reason} until {back.isoformat()}", True)
 
-    async def _clear(self, extension: str, now: datetime, dry_run: bool) -> CodeReply:
+    async def _clear(self, extension: str, now: datetime, by: str, dry_run: bool) -> CodeReply:
+        """Open ``extension``'s phone; ``by`` is the phone that dialled (S1: who cleared)."""
         if dry_run:
             cleared = await self.store.in_force(extension, now)
         else:
-            cleared = await self.store.clear(extension, now)
+            cleared = await self.store.clear(extension, now, by=by)
             self._changed()
         if cleared is None:
             return CodeReply(["code-nothing-to-clear"], "[R4] no referral to clear", True)
