@@ -254,6 +254,19 @@ def _clamped_range(env: PbxEnv, start_min: int, end_min: int) -> tuple[time, tim
     )
 
 
+async def _window_around_now_or_after_midnight(env: PbxEnv) -> tuple[time, time]:
+    """A window of today's wall times that holds now. From 23:59 to midnight no whole
+    minute around now is left in the day (hours end by 23:59): then it waits for
+    00:00, at most a minute, and the window starts there."""
+    now = datetime.now(env.settings.site.tz)
+    if now.hour == 23 and now.minute == 59:
+        await asyncio.sleep(61 - now.second)
+    window = _clamped_range(env, -2, 15) or _clamped_range(env, -15, 1)
+    window = window or _clamped_range(env, 0, 5)
+    assert window is not None, "a window around now after midnight"
+    return window
+
+
 def _weekly_every_day(env: PbxEnv, hours: tuple[time, time] | None) -> Calendar:
     ranges = () if hours is None else (TimeRange(*hours),)
     weekly = Weekly(**{day: ranges for day in WEEKDAY_NAMES})
@@ -295,10 +308,7 @@ async def test_weekly_hours_around_now_open_the_switchboard(
     # Open from two minutes ago for a quarter of an hour, every weekday, no
     # overrides: the weekly GotoIfTime lines decide (a red day or an eve today
     # follows the calendar instead, and so does the expectation).
-    window = _clamped_range(pbx_env, -2, 15) or _clamped_range(pbx_env, 0, 1)
-    if window is None:  # 23:59 exactly: the day has no minute left to be open in
-        await asyncio.sleep(61)
-        window = _clamped_range(pbx_env, 0, 15)
+    window = await _window_around_now_or_after_midnight(pbx_env)
     calendar = _weekly_every_day(pbx_env, window)
     expected = "open" if calendar.is_open(datetime.now(calendar.tz)) else "closed"
     assert await _route_of_a_call(pbx, observer) == expected
@@ -318,11 +328,7 @@ async def test_weekly_hours_outside_now_keep_it_closed(
 async def test_a_day_override_with_hours_around_now_opens_by_date_and_time(
     pbx_env: PbxEnv, pbx: Pbx, observer: Observer
 ) -> None:
-    window = _clamped_range(pbx_env, -2, 15) or _clamped_range(pbx_env, -15, 1)
-    if window is None:  # 23:59-00:02: no window around now fits in one day; wait it out
-        await asyncio.sleep(180)
-        window = _clamped_range(pbx_env, -2, 15)
-    assert window is not None
+    window = await _window_around_now_or_after_midnight(pbx_env)
     today = datetime.now(pbx_env.settings.site.tz).date()
     day = DateOverride(date=today, hours=(TimeRange(*window),), reason="test")
     pbx_env.set_overrides(Overrides(day=(day,)))
