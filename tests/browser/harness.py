@@ -39,7 +39,8 @@ def chromium_path() -> str:
 @asynccontextmanager
 async def launch() -> AsyncIterator[Browser]:
     """One headless chromium (``--no-sandbox`` as root: its sandbox refuses root)."""
-    args = ["--no-sandbox"] if os.geteuid() == 0 else []
+    # Swedish date and time fields, as on an operator's machine; no sandbox as root.
+    args = ["--lang=sv-SE", *(["--no-sandbox"] if os.geteuid() == 0 else [])]
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
             executable_path=chromium_path(), headless=True, args=args

@@ -84,3 +84,16 @@ def test_nothing_is_offered_without_a_caller_or_a_free_operator() -> None:
 def test_an_unknown_strategy_is_an_error() -> None:
     with pytest.raises(ValueError, match="unknown ring strategy"):
         offers("random", [w("a", True, 0)], [line("1001")])
+
+
+def test_a_call_that_prefers_an_operator_goes_to_them_when_they_are_on_no_call() -> None:
+    recall = Waiting("r", True, T0 + timedelta(seconds=5), prefer="1002")
+    waiting = [w("a", True, 0), recall]
+    # 1002 is paused (not free for the queue) but reachable: the recall rings only them,
+    # and the first in line gets whoever else is free.
+    ops = [line("1001"), OperatorLine("1002", False, T0, reachable=True)]
+    assert offers("ring-all", waiting, ops) == [("r", ("1002",)), ("a", ("1001",))]
+    # Busy or logged out: the preferred call waits as any other, in its place.
+    ops = [line("1001"), OperatorLine("1002", False, T0, reachable=False)]
+    assert offers("ring-all", waiting, ops) == [("a", ("1001",))]
+    assert offers("longest-idle", [recall], ops) == [("r", ("1001",))]

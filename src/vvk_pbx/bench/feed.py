@@ -19,6 +19,7 @@ a timed test.
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import statistics
 import subprocess
@@ -85,12 +86,14 @@ class FeedRun:
     answered: int
     latencies_ms: list[float]
     missed: int
+    server_ms: list[float]  # the same, to a plain HTTP client of the feed: no browser
 
-    def percentile(self, share: float) -> float | None:
+    def percentile(self, share: float, values: list[float] | None = None) -> float | None:
         """The nearest-rank percentile (``share`` 0..1) of the latencies, in ms."""
-        if not self.latencies_ms:
+        chosen = self.latencies_ms if values is None else values
+        if not chosen:
             return None
-        ordered = sorted(self.latencies_ms)
+        ordered = sorted(chosen)
         rank = max(1, min(len(ordered), round(share * len(ordered) + 0.5)))
         return ordered[rank - 1]
 
@@ -212,10 +215,13 @@ async def _measure(
                 await asyncio.sleep(2)
             started_ms = time.time() * 1000
             log(f"{rate} calls/s for {seconds} s …")
+            plain: dict[str, tuple[float, str]] = {}
+            listener = asyncio.create_task(_listen(base, token, plain))
             placed, answered, _, _ = await asyncio.to_thread(
                 _place_calls, settings, exten, rate, seconds, work, "feed"
             )
             await asyncio.sleep(2)  # the last changes reach the pages
+            listener.cancel()
             latencies: list[float] = []
             missed = 0
             seen_calls: set[str] = set()
@@ -232,7 +238,39 @@ async def _measure(
             missed += max(0, placed - len(seen_calls)) * consoles
         finally:
             await browser.close()
-    return FeedRun(consoles, rate, seconds, placed, answered, latencies, missed)
+    server = [
+        at_ms - datetime.fromisoformat(arrived_at).timestamp() * 1000
+        for at_ms, arrived_at in plain.values()
+        if datetime.fromisoformat(arrived_at).timestamp() * 1000 >= started_ms
+    ]
+    return FeedRun(consoles, rate, seconds, placed, answered, latencies, missed, server)
+
+
+async def _listen(base: str, token: str, seen: dict[str, tuple[float, str]]) -> None:
+    """One more subscriber of the feed, in this process: when each call first shows."""
+    import aiohttp
+
+    headers = {"Authorization": f"Bearer {token}"}
+    timeout = aiohttp.ClientTimeout(total=None, sock_connect=10)
+    async with (
+        aiohttp.ClientSession(headers=headers, timeout=timeout) as session,
+        session.get(f"{base}/events") as response,
+    ):
+        event, data = "", ""
+        async for raw in response.content:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event:"):
+                event = line[6:].strip()
+            elif line.startswith("data:"):
+                data += line[5:].strip()
+            elif not line and data:
+                if event == "change":
+                    at_ms = time.time() * 1000
+                    message = json.loads(data)
+                    if message["section"] == "calls":
+                        for call in message["data"]:
+                            seen.setdefault(call["id"], (at_ms, call["arrived_at"]))
+                event, data = "", ""
 
 
 def markdown(run: FeedRun, description: dict[str, str], when: datetime) -> str:
@@ -242,6 +280,7 @@ def markdown(run: FeedRun, description: dict[str, str], when: datetime) -> str:
     def ms(value: float | None) -> str:
         return "–" if value is None else f"{value:.1f}"
 
+    server_median = statistics.median(run.server_ms) if run.server_ms else None
     return "\n".join(
         [
             f"## The live feed: Asterisk to {run.consoles} consoles, "
@@ -250,11 +289,12 @@ def markdown(run: FeedRun, description: dict[str, str], when: datetime) -> str:
             *[f"- {key}: {value}" for key, value in description.items()],
             "",
             "| consoles | calls/s | s | calls placed | answered | samples | missed "
-            "| median ms | p99 ms | max ms |",
-            "|---|---|---|---|---|---|---|---|---|---|",
+            "| median ms | p99 ms | max ms | no browser: median ms | p99 ms |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|",
             f"| {run.consoles} | {run.rate} | {run.seconds} | {run.placed} | {run.answered} "
             f"| {len(run.latencies_ms)} | {run.missed} | {ms(median)} "
-            f"| {ms(run.percentile(0.99))} | {ms(max(run.latencies_ms, default=None))} |",
+            f"| {ms(run.percentile(0.99))} | {ms(max(run.latencies_ms, default=None))} "
+            f"| {ms(server_median)} | {ms(run.percentile(0.99, run.server_ms))} |",
             "",
         ]
     )
