@@ -10,7 +10,7 @@ from aiohttp import ClientResponse
 
 
 async def next_event(response: ClientResponse, timeout: float = 15) -> tuple[str, Any]:
-    """The next event of the stream: its name and its JSON data (keepalives skipped).
+    """The next event of the stream: its name and its JSON data (the pings that keep it alive skipped).
     Raises ``TimeoutError`` when none comes within ``timeout`` s."""
     name, data = "", ""
     async with asyncio.timeout(timeout):
@@ -21,4 +21,6 @@ async def next_event(response: ClientResponse, timeout: float = 15) -> tuple[str
             elif line.startswith("data: "):
                 data = line.removeprefix("data: ")
             elif line == "" and name:
-                return name, json.loads(data)
+                if name != "ping":
+                    return name, json.loads(data)
+                name, data = "", ""

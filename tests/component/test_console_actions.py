@@ -64,6 +64,8 @@ async def test_presence_decides_who_is_offered_and_a_pick_jumps_the_line(rig: Ri
         await rig.dispatcher.drain()
         state = rig.call("w2").state
         assert isinstance(state, Ringing) and created(rig)[-1] == "w2:op1"
+        [create] = [r for r in rig.fake.requests("POST") if r.query.get("channelId") == "w2:op1"]
+        assert create.body["variables"]["PJSIP_HEADER(add,Call-Info)"].endswith("answer-after=0")
         assert isinstance(rig.call("w1").state, Queued), "the first in line still waits"
         await rig.event(dial("w2:op1", "ANSWER", OPEN + timedelta(seconds=40)))
         assert rig.call("w2").state == Connected("w2:op1", "1001")

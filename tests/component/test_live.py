@@ -25,6 +25,7 @@ from tests.sse import next_event
 from vvk_pbx.config import Settings
 from vvk_pbx.domain.access import Role
 from vvk_pbx.domain.pins import PinRecord
+from vvk_pbx.http import api as api_module
 from vvk_pbx.services import live
 from vvk_pbx.services.live import LiveFeed
 
@@ -140,3 +141,15 @@ async def test_a_broken_feed_never_breaks_a_call(
     await rig.event(dial("c1:op1", "ANSWER", OPEN + timedelta(seconds=3)))
     assert rig.call("c1").state.who == "1001"  # type: ignore[union-attr]
     assert "live feed: the board could not be built" in caplog.text
+
+
+async def test_a_quiet_feed_pings_with_the_time_so_a_page_can_tell_it_lives(
+    rig: Rig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(api_module, "KEEPALIVE_S", 0.05)
+    async with api(rig, Role.OPERATOR) as client:
+        response = await client.get("/events")
+        await next_event(response)  # the snapshot
+        lines = [(await response.content.readline()).decode() for _ in range(3)]
+        assert lines[0] == "event: ping\n"
+        assert lines[1].startswith('data: {"now": "2026-11-30T10:00')

@@ -106,6 +106,8 @@ async def test_the_operator_picks_the_second_of_two_waiting_callers(
             [leg] = _dialled(observer, "PJSIP/1001", fourth)
             await observer.wait_for(entered_bridge(f"{fourth}:bridge", leg), 5, "bridged")
             assert not _dialled(observer, "PJSIP/1001", third), "the third still waits"
+            # The picked call asks the phone to answer by itself (phones that can).
+            assert "answer-after=0" in phones[0].messages()
             await expect(row(page, "queue-row", call_id=fourth)).to_have_attribute(
                 "data-state", "connected"
             )

@@ -627,7 +627,7 @@ async def _revoke_token(request: web.Request) -> web.Response:
     return web.json_response({"revoked": name})
 
 
-KEEPALIVE_S = 15.0  # a comment line this often, so proxies and browsers keep the stream
+KEEPALIVE_S = 15.0  # a ping this often, so proxies keep the stream and pages can tell it lives
 
 
 def _sse(event: str, data: object, seq: int | None = None) -> bytes:
@@ -649,7 +649,10 @@ async def _events(request: web.Request) -> web.StreamResponse:
             try:
                 message = await asyncio.wait_for(sub.next(), KEEPALIVE_S)
             except TimeoutError:
-                await response.write(b": keepalive\n\n")
+                # A named event, not a comment: a page that hears nothing for
+                # 2.5 × KEEPALIVE_S knows its stream is dead even when no error comes.
+                now = views.local(request.app[SERVICES].clock.real(), request.app[SERVICES].tz)
+                await response.write(_sse("ping", {"now": now}))
                 continue
             if message is None:
                 await response.write(_sse("cut", {"reconnect": True}))

@@ -61,8 +61,9 @@ class QueueError(Exception):
 
 
 class OperatorQueue:
-    """Waiting callers and the operators' lines. ``offer(call_id, extensions)`` is told
-    which operators are reserved for which call."""
+    """Waiting callers and the operators' lines. ``offer(call_id, extensions, picked)`` is
+    told which operators are reserved for which call; ``picked``: the operator chose it
+    on the console (their phone may answer by itself)."""
 
     def __init__(
         self,
@@ -71,7 +72,7 @@ class OperatorQueue:
         internal_delay_s: float,
         clock: Clock,
         timers: Timers,
-        offer: Callable[[str, tuple[str, ...]], None],
+        offer: Callable[[str, tuple[str, ...], bool], None],
     ) -> None:
         self.strategy = strategy
         self.internal_delay_s = internal_delay_s
@@ -127,7 +128,7 @@ class OperatorQueue:
             raise QueueError(f"call {call_id} is not waiting in the queue", 404)
         del self.waiting[call_id]
         op.call, op.leg, op.unavailable_until = call_id, None, None
-        self.offer(call_id, (extension,))
+        self.offer(call_id, (extension,), True)
 
     @staticmethod
     def check_reachable(op: OperatorState) -> None:
@@ -194,4 +195,4 @@ class OperatorQueue:
             for extension in extensions:
                 op = self.operators[extension]
                 op.call, op.leg = call_id, None
-            self.offer(call_id, extensions)
+            self.offer(call_id, extensions, False)

@@ -55,6 +55,7 @@ class Ring:
     purpose: Purpose
     timeout_s: int
     consult: bool = False  # the legs join the consultation's bridge, apart from the caller
+    auto_answer: bool = False  # ask the phones to answer by themselves (the console's pick)
 
 
 @dataclass(frozen=True)

@@ -157,9 +157,11 @@ class InQueue:
 
 @dataclass(frozen=True)
 class Offered:
-    """The queue reserved these operators for the call: ring them (A3, A4)."""
+    """The queue reserved these operators for the call: ring them (A3, A4). ``picked``:
+    an operator chose the call on the console, so their phone is asked to answer itself."""
 
     extensions: tuple[str, ...]
+    picked: bool = False
 
 
 @dataclass(frozen=True)

@@ -133,13 +133,21 @@ const VVK = (() => {
 
   // ----- live feed -------------------------------------------------------------------
   /** handlers: snapshot(board), change(section, data), lost(). Reconnects on its own. */
+  // The server pings every 15 s: nothing for this long and the stream is dead, even
+  // when the browser reports no error (a network that silently dropped it).
+  const SILENCE_MS = 40000;
   function feed(handlers) {
     let source = null;
     let timer = null;
+    let watchdog = null;
     const banner = $("feed-lost");
     function lost() {
       banner.hidden = false;
       handlers.lost();
+    }
+    function alive() {
+      clearTimeout(watchdog);
+      watchdog = setTimeout(() => { if (source) source.close(); lost(); retry(250); }, SILENCE_MS);
     }
     function retry(ms) {
       clearTimeout(timer);
@@ -157,15 +165,21 @@ const VVK = (() => {
     function connect() {
       if (source) source.close();
       source = new EventSource("/events");
+      alive();
+      source.addEventListener("ping", (event) => {
+        alive();
+        syncClock(JSON.parse(event.data).now);
+      });
       source.addEventListener("snapshot", (event) => {
+        alive();
         const board = JSON.parse(event.data);
         if (board.now) syncClock(board.now);
         banner.hidden = true;
         handlers.snapshot(board);
       });
       source.addEventListener("change", (event) => {
+        alive();
         const message = JSON.parse(event.data);
-        if (message.section === "now") syncClock(message.data);
         handlers.change(message.section, message.data);
       });
       source.addEventListener("cut", () => { source.close(); lost(); retry(250); });

@@ -295,8 +295,18 @@
     S.byExt = new Map(S.directory.map((p) => [p.extension, p]));
     renderAll();
   }
+  /** The directory again only when a person's line changed: the operators' own phones
+   *  change with every call, and rebuilding the list each time costs a busy console. */
+  let shownLines = "";
+  function renderLines() {
+    const lines = (S.board && S.board.lines) || {};
+    const now = S.directory.map((p) => lines[p.extension] || "").join(",");
+    if (now === shownLines) return;
+    shownLines = now;
+    renderPeople();
+  }
   const RENDER = { calls: renderQueue, operators: () => { renderOperators(); renderButtons(); },
-    messages: renderMessages, referrals: renderPeople, lines: renderPeople };
+    messages: renderMessages, referrals: renderPeople, lines: renderLines };
 
   VVK.start(async (me) => {
     S.me = me;

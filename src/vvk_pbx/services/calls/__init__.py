@@ -39,7 +39,7 @@ def wire(
         settings.queue.internal_delay_s,
         clock,
         timers,
-        lambda call_id, extensions: controller.post(call_id, Offered(extensions)),
+        lambda call_id, extensions, picked: controller.post(call_id, Offered(extensions, picked)),
     )
     executor = Executor(
         ari, registry, queue, referrals, recorder, timers, clock, lambda c, e: controller.post(c, e)

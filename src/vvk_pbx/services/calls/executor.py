@@ -50,6 +50,13 @@ log = logging.getLogger(__name__)
 # A phone's SIP REFER on our legs becomes a ChannelTransfer event for us to
 # carry out, instead of Asterisk's own transfer (Asterisk >= 22.3).
 ARI_TRANSFERS = {"PJSIP_TRANSFER_HANDLING()": "ari-only"}
+# An operator who picked a caller on the console gets the call on their phone's
+# speaker, on phones that know either header (Call-Info: Polycom, Yealink, Snom;
+# Alert-Info: Cisco, Grandstream, Yealink); others ignore them and ring.
+AUTO_ANSWER = {
+    "PJSIP_HEADER(add,Call-Info)": "<sip:auto-answer>;answer-after=0",
+    "PJSIP_HEADER(add,Alert-Info)": "<http://127.0.0.1>;info=alert-autoanswer;delay=0",
+}
 # The legs' ends by Q.850 cause (ChannelDestroyed), for a leg the controller did not
 # hang up: ARI's dial reports no BUSY or NOANSWER of its own (checked on 22.10).
 CAUSE_STATUS = {
@@ -233,14 +240,17 @@ class Executor:
             self.registry.add_leg(line, LiveLeg(record, spec.who, ring.timeout_s, bridge=joins))
             if ring.purpose is Purpose.OPERATOR:
                 self.queue.ringing(line.id, spec.who, spec.id)
-        steps = [self._make_leg(line, spec) for spec in ring.legs]
+        variables = {**ARI_TRANSFERS, **AUTO_ANSWER} if ring.auto_answer else ARI_TRANSFERS
+        steps = [self._make_leg(line, spec, variables) for spec in ring.legs]
         results = await asyncio.gather(*steps, *opening)
         return [event for event in results if isinstance(event, LegFailed)]
 
-    async def _make_leg(self, line: Line, spec: cmd.LegSpec) -> LegFailed | None:
+    async def _make_leg(
+        self, line: Line, spec: cmd.LegSpec, variables: dict[str, str]
+    ) -> LegFailed | None:
         try:
             await self.ari.create_channel(
-                spec.endpoint, f"leg,{line.id}", spec.id, line.id, ARI_TRANSFERS
+                spec.endpoint, f"leg,{line.id}", spec.id, line.id, variables
             )
         except AriNotFoundError:
             raise  # the caller is gone

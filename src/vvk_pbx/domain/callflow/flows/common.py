@@ -88,8 +88,10 @@ def ring(
     purpose: Purpose,
     timeout_s: int,
     person: str | None = None,
+    auto_answer: bool = False,
 ) -> Step:
-    """Ring ``(endpoint, who)`` targets for the caller: state ``Ringing``.
+    """Ring ``(endpoint, who)`` targets for the caller: state ``Ringing``; ``auto_answer``
+    asks phones that can to answer by themselves (an operator's pick).
 
     A playing channel joins a bridge only when its playback ends
     (``asterisk-notes.md``): a caller who hears a prompt and is not yet in the
@@ -101,7 +103,7 @@ def ring(
     )
     replay = not call.bridged and call.playing is not None
     step = stop_prompt(call) if replay else Step(call)
-    step = step.do(Ring(legs, purpose, timeout_s)).set(
+    step = step.do(Ring(legs, purpose, timeout_s, auto_answer=auto_answer)).set(
         legs=call.legs + len(legs),
         bridged=True,
         state=Ringing(purpose, frozenset(leg.id for leg in legs), person),

@@ -55,7 +55,7 @@ def decide(call: Call, event: CallEvent, ctx: Context) -> Step | None:
     state = call.state
     if isinstance(event, Offered):
         if isinstance(state, Queued):
-            return _ring_operators(call, event.extensions, ctx)
+            return _ring_operators(call, event.extensions, ctx, event.picked)
         return Step(call, (GiveBack(event.extensions),))  # moved on meanwhile
     if isinstance(state, Queued):
         if isinstance(event, InQueue):
@@ -94,7 +94,9 @@ def _hold(call: Call) -> Step:
     return step.then(lambda c: play(c, media, "welcome"))
 
 
-def _ring_operators(call: Call, extensions: tuple[str, ...], ctx: Context) -> Step:
+def _ring_operators(
+    call: Call, extensions: tuple[str, ...], ctx: Context, picked: bool = False
+) -> Step:
     policy = ctx.policy
     timeout_s = policy.ring_timeout_s if policy.strategy == "ring-all" else policy.offer_s
     step = Step(call)
@@ -102,7 +104,9 @@ def _ring_operators(call: Call, extensions: tuple[str, ...], ctx: Context) -> St
         # A waiting caller has heard the welcome: note who is offered the call.
         step = step.note(f"[A4] offered to {', '.join(extensions)}")
     targets = [(f"PJSIP/{ext}", ext) for ext in extensions]
-    return step.then(lambda c: ring(c, targets, Purpose.OPERATOR, timeout_s))
+    if picked:
+        step = step.note(f"[A3] picked on the console by {', '.join(extensions)}")
+    return step.then(lambda c: ring(c, targets, Purpose.OPERATOR, timeout_s, auto_answer=picked))
 
 
 def _overflow(call: Call, ctx: Context) -> Step:
