@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 from tests.conftest import SAMPLE_CONFIG, STHLM
@@ -65,3 +65,18 @@ def test_the_report_sets_the_controller_against_the_dialplan_at_each_rate() -> N
         in text
     )
     assert "- cpu: test" in text
+
+
+def test_the_feed_bench_reports_nearest_rank_percentiles_and_what_was_missed() -> None:
+    from vvk_pbx.bench.feed import FeedRun
+    from vvk_pbx.bench.feed import markdown as feed_markdown
+
+    run = FeedRun(20, 10, 30, 300, 300, [float(n) for n in range(1, 101)], 3, [1.0, 2.0, 9.0])
+    assert (run.percentile(0.5), run.percentile(0.99), run.percentile(0.99, run.server_ms)) == (
+        50.0,
+        99.0,
+        9.0,
+    )
+    table = feed_markdown(run, {"cpu": "x"}, datetime(2026, 12, 1, 23, 0, tzinfo=UTC))
+    assert "| 20 | 10 | 30 | 300 | 300 | 100 | 3 | 50.5 | 99.0 | 100.0 | 2.0 | 9.0 |" in table
+    assert FeedRun(1, 1, 1, 0, 0, [], 0, []).percentile(0.5) is None

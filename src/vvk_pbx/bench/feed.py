@@ -24,11 +24,10 @@ import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +40,10 @@ from vvk_pbx.bench.run import (
     _start_controller,
     _start_phones,
     _stop,
-    bench_config,
     machine,
-    next_open_instant,
+    prepare,
 )
-from vvk_pbx.config import load
-from vvk_pbx.domain.calendar import Calendar
+from vvk_pbx.bench.wire import percentile_nearest_rank
 from vvk_pbx.domain.routing import digits
 
 Log = Callable[[str], None]
@@ -91,11 +88,7 @@ class FeedRun:
     def percentile(self, share: float, values: list[float] | None = None) -> float | None:
         """The nearest-rank percentile (``share`` 0..1) of the latencies, in ms."""
         chosen = self.latencies_ms if values is None else values
-        if not chosen:
-            return None
-        ordered = sorted(chosen)
-        rank = max(1, min(len(ordered), round(share * len(ordered) + 0.5)))
-        return ordered[rank - 1]
+        return percentile_nearest_rank(chosen, share * 100) if chosen else None
 
 
 def run_feed_bench(
@@ -121,29 +114,18 @@ def run_feed_bench(
     chromium = shutil.which("chromium")
     if chromium is None:
         raise BenchError("Debian's chromium is missing: run ./scripts/setup")
-    local.check_host()
-    if shutil.which("sipp") is None:
-        raise BenchError("sipp is missing: apt-get install sip-tester")
-    layout = local.Layout.default()
-    if local.running_pid(layout) is not None:
-        raise BenchError("the local Asterisk already runs: stop it first (`vvk-pbx asterisk down`)")
-    work = Path(tempfile.mkdtemp(prefix="vvk-bench-feed-"))
-    log(f"bench files in {work} (removed when the bench succeeds)")
-    config_path = bench_config(config, operators, work)
-    settings = load(config_path)
-    calendar = Calendar(settings.hours_policy())
-    now = datetime.now(UTC)
-    clock = next_open_instant(calendar, now.astimezone(calendar.tz))
+    setup = prepare(config, operators, "vvk-bench-feed-", log)
+    layout, work, settings = setup.layout, setup.work, setup.settings
     description = machine()
     description["chromium"] = _version([chromium, "--version"])
-    local.up(settings, calendar, layout, now, log)
+    local.up(settings, setup.calendar, layout, setup.now, log)
     try:
         database = f"sqlite+aiosqlite:///{work / 'calls.sqlite3'}"
         with _processes() as phones:
             _start_phones(settings, work, phones)
-            controller = _start_controller(config_path, clock, database, work)
+            controller = _start_controller(setup.config, setup.clock, database, work)
             try:
-                token = _token(config_path, database)
+                token = _token(setup.config, database)
                 run = asyncio.run(
                     _measure(chromium, token, settings, consoles, rate, seconds, warmup, work, log)
                 )

@@ -345,6 +345,42 @@ def machine() -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class Setup:
+    """What a benchmark run starts from: the bench config (and where it is written), its
+    calendar, now (UTC) and the open instant the controller's clock is set to."""
+
+    layout: local.Layout
+    work: Path
+    config: Path
+    settings: Settings
+    calendar: Calendar
+    now: datetime
+    clock: datetime
+
+
+def prepare(config: Path, operators: int, prefix: str, log: Log) -> Setup:
+    """Check the machine (root, sipp, no local Asterisk running: a demo's controller or
+    phones would distort the figures) and write the bench config into a new work
+    folder. Raises ``BenchError`` or ``local.ProvisionError``."""
+    local.check_host()
+    if shutil.which("sipp") is None:
+        raise BenchError("sipp is missing: apt-get install sip-tester")
+    layout = local.Layout.default()
+    if local.running_pid(layout) is not None:
+        raise BenchError(
+            "the local Asterisk already runs: stop it first (./scripts/stop or `vvk-pbx asterisk down`)"
+        )
+    work = Path(tempfile.mkdtemp(prefix=prefix))
+    log(f"bench files in {work} (removed when the bench succeeds)")
+    config_path = bench_config(config, operators, work)
+    settings = load(config_path)
+    calendar = Calendar(settings.hours_policy())
+    now = datetime.now(UTC)
+    clock = next_open_instant(calendar, now.astimezone(calendar.tz))
+    return Setup(layout, work, config_path, settings, calendar, now, clock)
+
+
 def run_bench(
     config: Path, rates: list[int], seconds: int, operators: int, log: Log, warmup: int = 5
 ) -> tuple[list[RouteRun], dict[str, str]]:
@@ -356,21 +392,9 @@ def run_bench(
     would distort the figures) and stops it at the end. Raises ``BenchError``
     or ``local.ProvisionError``.
     """
-    local.check_host()
-    if shutil.which("sipp") is None:
-        raise BenchError("sipp is missing: apt-get install sip-tester")
-    layout = local.Layout.default()
-    if local.running_pid(layout) is not None:
-        raise BenchError(
-            "the local Asterisk already runs: stop it first (./scripts/stop or `vvk-pbx asterisk down`)"
-        )
-    work = Path(tempfile.mkdtemp(prefix="vvk-bench-"))
-    log(f"bench files in {work} (removed when the bench succeeds)")
-    config_path = bench_config(config, operators, work)
-    settings = load(config_path)
-    calendar = Calendar(settings.hours_policy())
-    now = datetime.now(UTC)
-    clock = next_open_instant(calendar, now.astimezone(calendar.tz))
+    setup = prepare(config, operators, "vvk-bench-", log)
+    layout, work, config_path, settings = setup.layout, setup.work, setup.config, setup.settings
+    calendar, now, clock = setup.calendar, setup.now, setup.clock
     runs: list[RouteRun] = []
     description = machine()
     local.up(settings, calendar, layout, now, log)
