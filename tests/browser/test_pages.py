@@ -247,7 +247,8 @@ async def test_the_console_keys_send_the_actions_with_the_csrf_token(tab: Tab, r
         sent.append((request.method, "/" + path, body, request.headers.get("x-csrf-token")))
         await route.fulfill(status=202, json={"ok": True})
 
-    for pattern in ("**/calls/*/*", "**/calls/*/consult/*", "**/messages", "**/operators/*/*"):
+    patterns = ("**/calls/*/*", "**/calls/*/consult/*", "**/messages", "**/operators/*/*")
+    for pattern in (*patterns, "**/referrals/*"):
         await page.route(pattern, record)
     await log_in(page, "/console", "1001")
     await live(page)
@@ -261,7 +262,11 @@ async def test_the_console_keys_send_the_actions_with_the_csrf_token(tab: Tab, r
     await expect(row(page, "queue-row", call_id="c1")).to_have_attribute("aria-selected", "true")
     for key in ("Enter", "p", "k", "f"):
         await page.keyboard.press(key)
-    await page.get_by_test_id("presence-paused").click()
+    await page.keyboard.press("F9")  # paus
+    await page.keyboard.press("h")  # the chosen person's referral form
+    await expect(page.get_by_test_id("referral-reason")).to_be_focused()
+    await page.keyboard.press("Escape")
+    await page.keyboard.press("Delete")  # opens their phone
     await page.keyboard.press("m")
     await expect(page.get_by_test_id("message-form")).to_be_visible()
     await expect(page.get_by_test_id("message-to")).to_have_value("1201")
@@ -278,6 +283,7 @@ async def test_the_console_keys_send_the_actions_with_the_csrf_token(tab: Tab, r
         ("POST", "/calls/c1/transfer", {"to": "1201"}),
         ("POST", "/calls/c1/transfer", {"to": "1201", "consult": True}),
         ("POST", "/operators/1001/presence", {"presence": "paused"}),
+        ("DELETE", "/referrals/1201", None),
         (
             "POST",
             "/messages",

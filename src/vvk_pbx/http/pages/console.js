@@ -234,8 +234,20 @@
   }
 
   // ----- keyboard --------------------------------------------------------------------
+  /** The referral form of the chosen person: H to fill it in (Enter saves), Delete to
+   *  open their phone again. */
+  function editReferral() {
+    if (!S.target) return say("Välj en person först (sök till höger)", "error");
+    $("referral-reason").focus();
+  }
+  function clearChosenReferral() {
+    if (!S.target) return say("Välj en person först (sök till höger)", "error");
+    return clearReferral();
+  }
   const KEYS = { enter: answer, p: park, k: () => transfer(false), f: () => transfer(true),
     s: () => finishConsult("complete"), t: () => finishConsult("cancel"), m: openMessage,
+    h: editReferral, delete: clearChosenReferral,
+    f8: () => setPresence("in"), f9: () => setPresence("paused"), f10: () => setPresence("out"),
     arrowdown: () => move(1), arrowup: () => move(-1) };
   function onKey(event) {
     const target = event.target;
