@@ -218,3 +218,25 @@ async def test_an_operator_takes_a_message_into_the_ledger(rig: Rig) -> None:
     # The phone's mailbox has nothing to play for it.
     rig.pins.records["1101"] = PinRecord.create("1101", "4711")
     assert await rig.service.open_mailbox("1101", "4711", rig.clock.now()) == []
+
+
+async def test_only_operators_work_the_console(rig: Rig) -> None:
+    await answered_by_operator(rig, "t1")
+    actions = (
+        ("/calls/t1/answer", {}),
+        ("/calls/next/answer", {}),
+        ("/calls/t1/park", {}),
+        ("/calls/t1/transfer", {"to": "1201", "consult": True}),
+        ("/calls/t1/consult/complete", {}),
+        ("/calls/t1/consult/cancel", {}),
+        ("/operators/1001/presence", {"presence": "out"}),
+        ("/messages", {"extension": "1101", "caller": "0701"}),
+    )
+    async with api(rig, Role.REPORTS) as client:
+        for path, body in actions:
+            response = await client.post(path, json=body)
+            assert response.status == 403, path
+            assert "only an operator" in (await response.json())["error"]
+    assert rig.call("t1").state == Connected("t1:op1", "1001")
+    assert rig.messages.messages == []
+    assert rig.queue.operators["1001"].presence is Presence.IN
