@@ -32,6 +32,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         "vvk_pbx/resources/dialplan/extensions.conf.j2",
         "vvk_pbx/resources/sounds/catalogue.toml",
         "vvk_pbx/resources/packages/asterisk-rootfs.txt",
+        "vvk_pbx/http/pages/console.html",
+        "vvk_pbx/http/pages/app.js",
+        "vvk_pbx/http/pages/style.css",
         "vvk_pbx/storage/migrations/versions/0001_call_log.py",
     ):
         assert needed in names, needed
