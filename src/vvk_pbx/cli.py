@@ -650,14 +650,14 @@ def tokens_create(
     database: DatabaseOption = None,
 ) -> None:
     """Create a token and print it once: only its hash is kept."""
-    from vvk_pbx.domain.access import Role
+    from vvk_pbx.domain.access import token_role
     from vvk_pbx.storage.access import TokenExistsError
 
     settings = _load_or_exit(config)
     try:
-        chosen = Role(role)
-    except ValueError:
-        raise typer.BadParameter("operator, reports or admin", param_hint="--role") from None
+        chosen = token_role(role)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--role") from None
     now = _now(settings)
 
     async def create(stores: bootstrap.Stores) -> str:

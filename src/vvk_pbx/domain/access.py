@@ -31,6 +31,18 @@ class Role(StrEnum):
 
 # A machine's token has one of these; a person's roles come from the config.
 TOKEN_ROLES = (Role.OPERATOR, Role.REPORTS, Role.ADMIN)
+
+
+def token_role(value: str) -> Role:
+    """The role a machine's token is made with, from its name; raises ``ValueError``
+    saying which may be (a token is never *staff*: a person logs in instead)."""
+    chosen = next((role for role in TOKEN_ROLES if role.value == value), None)
+    if chosen is None:
+        allowed = ", ".join(r.value for r in TOKEN_ROLES)
+        raise ValueError(f"a token's role is one of {allowed}, not {value}")
+    return chosen
+
+
 TOKEN_PREFIX = "vvk_"
 
 

@@ -66,7 +66,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from vvk_pbx.domain.access import Principal, Role
+from vvk_pbx.domain.access import Principal, token_role
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.callflow.flows.transfer import TransferError
 from vvk_pbx.domain.calls import CallRecord, Leg
@@ -606,9 +606,9 @@ async def _create_token(request: web.Request) -> web.Response:
     if set(body) != {"name", "role"} or not isinstance(name, str) or not isinstance(role, str):
         return _error(422, expected)
     try:
-        chosen = Role(role)
-    except ValueError:
-        return _error(422, "role is one of operator, reports, admin")
+        chosen = token_role(role)
+    except ValueError as exc:
+        return _error(422, str(exc))
     try:
         secret = await board.access.create_token(name, chosen, board.clock.now())
     except TokenExistsError as exc:

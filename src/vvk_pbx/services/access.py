@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from vvk_pbx.config.model import Settings
-from vvk_pbx.domain.access import TOKEN_ROLES, Principal, Role, Session, Token, digest, new_secret
+from vvk_pbx.domain.access import Principal, Role, Session, Token, digest, new_secret, token_role
 from vvk_pbx.domain.dialcodes import CodeError, Problem
 from vvk_pbx.services.referrals import ReferralService
 
@@ -111,9 +111,7 @@ class AccessService:
         """A new token for a machine; the secret is returned once and never stored.
         Raises ``ValueError`` for a role no token may have or a bad name,
         ``TokenExistsError`` for a name taken, ``StorageError``."""
-        if role not in TOKEN_ROLES:
-            allowed = ", ".join(r.value for r in TOKEN_ROLES)
-            raise ValueError(f"a token's role is one of {allowed}, not {role.value}")
+        token_role(role.value)  # raises for a role no token may have
         if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").isalnum():
             raise ValueError("a token's name is 1–64 letters, digits, - or _")
         secret = new_secret()
