@@ -73,7 +73,7 @@ async def test_the_transfer_api_checks_then_transfers(rig: Rig) -> None:
         assert response.status == 409  # still ringing the operators
         await rig.event(dial("t1:op1", "ANSWER", OPEN + timedelta(seconds=3)))
         for body, reason in (
-            ("{not json", "the body must be JSON"),
+            ("{not json", "the body must be a JSON object"),
             ('{"to": 1201}', "with the extension as a string"),
             ('{"to": "1201", "when": "now"}', "unknown field(s): when"),
             ('{"to": "4711"}', "'4711' is not an extension in the directory"),
@@ -229,7 +229,7 @@ async def test_a_person_logs_in_with_the_phones_pin_and_changes_only_their_own(
         for method, path in (("PUT", "/referrals/1102"), ("DELETE", "/referrals/1102")):
             response = await client.request(method, path, json=until, headers=headers)
             assert response.status == 403, path
-            assert "your own referral" in (await response.json())["error"]
+            assert "their own referral only" in (await response.json())["error"]
         await answered_by_operator(rig)
         response = await client.post("/calls/t1/transfer", json={"to": "1201"}, headers=headers)
         assert (response.status, await response.json()) == (
@@ -279,7 +279,8 @@ async def test_wrong_pins_lock_the_web_login_as_they_lock_the_phone(
             {"error": "wrong extension or PIN"},
         ), "an unknown extension is answered as a wrong PIN"
         response = await client.post("/login", json={"extension": "1101", "pin": "0001"})
-        assert response.status == 423 and "locked" in (await response.json())["error"]
+        assert response.status == 423
+        assert "1101 is locked until 2026-11-30T10:15" in (await response.json())["error"]
         response = await client.post("/login", json={"extension": "1101", "pin": "4711"})
         assert response.status == 423, "even the right PIN, for a while"
         assert "the last from phone the web login" in caplog.text

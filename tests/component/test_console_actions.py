@@ -67,6 +67,11 @@ async def test_presence_decides_who_is_offered_and_a_pick_jumps_the_line(rig: Ri
         [create] = [r for r in rig.fake.requests("POST") if r.query.get("channelId") == "w2:op1"]
         assert create.body["variables"]["PJSIP_HEADER(add,Call-Info)"].endswith("answer-after=0")
         assert isinstance(rig.call("w1").state, Queued), "the first in line still waits"
+        response = await client.post("/calls/w2/answer", json={"operator": "1002"})
+        assert (response.status, (await response.json())["error"]) == (
+            409,
+            "call w2 rings for someone now: nothing to answer",
+        )
         await rig.event(dial("w2:op1", "ANSWER", OPEN + timedelta(seconds=40)))
         assert rig.call("w2").state == Connected("w2:op1", "1001")
         response = await client.post("/calls/next/answer", json={"operator": "1001"})
@@ -75,6 +80,11 @@ async def test_presence_decides_who_is_offered_and_a_pick_jumps_the_line(rig: Ri
         assert response.status == 404
         response = await client.post("/calls/next/answer")
         assert response.status == 422, "a token has no phone of its own"
+        response = await client.post("/calls/next/answer", json={"operator": "1101"})
+        assert (response.status, (await response.json())["error"]) == (
+            422,
+            "1101 is not an operator's extension",
+        )
     await rig.recorder.flush()
     assert rig.store.calls["w2"].answered_by == "1001"
 
@@ -189,6 +199,9 @@ async def test_an_operator_takes_a_message_into_the_ledger(rig: Rig) -> None:
             ({"extension": "1101", "caller": "0701", "when": "now"}, 422, "unknown field"),
             ({"extension": "1101", "caller": 701}, 422, "must be text"),
             ({"extension": "1101", "caller": "0701", "note": "x" * 2001}, 422, "too long"),
+            ({}, 422, "say whom the message is for"),
+            ({"extension": "1101", "caller": "abc<script>"}, 422, "no number to call back"),
+            ({"extension": "1101", "caller": "07"}, 422, "no number to call back"),
         ):
             response = await client.post("/messages", json=body)
             assert response.status == status, body

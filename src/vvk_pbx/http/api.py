@@ -294,7 +294,7 @@ async def _health(request: web.Request) -> web.Response:
 async def _transfer(request: web.Request) -> web.Response:
     call_id = request.match_info["call_id"]
     principal = _principal(request, request[PRINCIPAL].operates, "only an operator transfers calls")
-    body = await _json_object(request, 'the body must be JSON: {"to": "<extension>"}')
+    body = await _json_object(request, 'the body must be a JSON object: {"to": "<extension>"}')
     if isinstance(body, web.Response):
         return body
     to, consult = body.get("to"), body.get("consult", False)
@@ -463,7 +463,9 @@ async def _set_referral(request: web.Request) -> web.Response:
     extension = request.match_info["extension"]
     principal = request[PRINCIPAL]
     _principal(
-        request, principal.may_change_referral(extension), "you may change your own referral only"
+        request,
+        principal.may_change_referral(extension),
+        "a person changes their own referral only; an operator anyone's",
     )
     body = await _json_object(request)
     if isinstance(body, web.Response):
@@ -494,7 +496,9 @@ async def _clear_referral(request: web.Request) -> web.Response:
     extension = request.match_info["extension"]
     principal = request[PRINCIPAL]
     _principal(
-        request, principal.may_change_referral(extension), "you may clear your own referral only"
+        request,
+        principal.may_change_referral(extension),
+        "a person clears their own referral only; an operator anyone's",
     )
     try:
         cleared = await board.referrals.clear_referral(extension, board.clock.now(), principal.name)
@@ -548,7 +552,8 @@ async def _take_message(request: web.Request) -> web.Response:
             call,
         )
     except ReferralError as exc:
-        return _error(404 if exc.field == "extension" else 422, exc.reason)
+        unknown = exc.field == "extension" and bool(fields["extension"])
+        return _error(404 if unknown else 422, exc.reason)
     return web.json_response(views.message_json(message, board.clock.now(), board.tz), status=201)
 
 
@@ -572,8 +577,10 @@ async def _calls(request: web.Request) -> web.Response:
     _principal(
         request, request[PRINCIPAL].reads_everything, "the call log is for operators and reports"
     )
-    now = board.clock.now()
-    today = now.astimezone(board.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+    # The call log is on Asterisk's timeline (A1): today is the real one, whatever the
+    # controller's --clock says.
+    today = board.clock.real().astimezone(board.tz).replace(hour=0, minute=0, second=0)
+    today = today.replace(microsecond=0)
     query = request.query
     try:
         since = _instant(board, query["since"], "since", True) if "since" in query else today

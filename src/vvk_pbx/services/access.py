@@ -71,7 +71,8 @@ class AccessService:
             await self.referrals.check_pin(extension, pin, now, by="the web login")
         except CodeError as exc:
             if exc.problem is Problem.LOCKED:
-                raise LoginError(f"{extension} is locked after too many wrong PINs", 423) from None
+                # The detail says until when ("1101 is locked until 2026-11-30T10:16:43").
+                raise LoginError(f"{exc.detail} after too many wrong PINs", 423) from None
             raise LoginError("wrong extension or PIN", 401) from None
         secret = new_secret()
         expires = now + timedelta(hours=self.settings.access.session_hours)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,9 @@ from vvk_pbx.domain.referral import (
 from vvk_pbx.domain.voicemail import Message, Status
 
 log = logging.getLogger(__name__)
+
+# A number an operator writes down to call back: "070-123 45 67", "+46 70 1234567", "1101".
+CALLBACK_NUMBER = re.compile(r"\+?[0-9][0-9 ()-]*")
 
 
 class ReferralPort(Protocol):
@@ -182,7 +186,8 @@ class ReferralService:
                 MAX_FAILURES,
                 by,
             )
-            raise CodeError(Problem.LOCKED, f"{extension} is locked after too many wrong PINs")
+            until = self._local(updated.locked_until)
+            raise CodeError(Problem.LOCKED, f"{extension} is locked until {until}")
         if not right:
             raise CodeError(Problem.WRONG_PIN, f"wrong PIN for {extension}")
 
@@ -278,11 +283,17 @@ class ReferralService:
         into the callback ledger with the same 2-working-day deadline (V2). Raises
         ``ReferralError`` (extension: not in the directory; caller: no number; note:
         too long) and ``StorageError``."""
+        if not extension:
+            raise ReferralError("extension", "say whom the message is for: extension")
         if extension not in self.staff:
             raise ReferralError("extension", f"{extension} is not in the directory")
         caller = caller.strip()
         if not caller:
             raise ReferralError("caller", "the caller's number is needed to call back")
+        if not CALLBACK_NUMBER.fullmatch(caller) or sum(c.isdigit() for c in caller) < 3:
+            raise ReferralError(
+                "caller", f"{caller!r} is no number to call back: digits, +, -, spaces"
+            )
         if len(caller) > 64 or len(caller_name) > 128 or len(note) > 2000:
             raise ReferralError("note", "too long: number 64, name 128, note 2000 characters")
         message = Message(

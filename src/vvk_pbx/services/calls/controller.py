@@ -129,6 +129,7 @@ class CallController:
     def request_answer(self, call_id: str | None, extension: str) -> str:
         """*Svara*: ring operator ``extension``'s phone for this caller (None: the first in
         line, A4), waiting or parked. Returns the call's id."""
+        operator = self.queue.operator(extension)  # 422 first: not an operator at all
         if call_id is None:
             call_id = self.queue.first_waiting()
             if call_id is None:
@@ -138,10 +139,11 @@ class CallController:
             raise TransferError(f"no call {call_id} in progress", 404)
         state = line.call.state
         if isinstance(state, Parked):
-            self.queue.check_reachable(self.queue.operator(extension))
+            self.queue.check_reachable(operator)
             self.post(call_id, Unpark(extension))
-        elif isinstance(state, Ringing) and call_id not in self.queue.waiting:
-            raise TransferError(f"call {call_id} is ringing for someone already", 409)
+        elif call_id not in self.queue.waiting:
+            doing = "rings for someone" if isinstance(state, Ringing) else "is not waiting"
+            raise TransferError(f"call {call_id} {doing} now: nothing to answer", 409)
         else:
             self.queue.pick(call_id, extension)
         return call_id
