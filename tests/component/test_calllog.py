@@ -86,7 +86,7 @@ async def test_rows_survive_a_reopen_and_the_file_is_in_wal_mode(tmp_path: Path)
         await second.close()
     with sqlite3.connect(tmp_path / "calls.sqlite3") as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0005"
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0006"
 
 
 async def test_a_call_log_from_the_first_release_is_upgraded_in_place(tmp_path: Path) -> None:
@@ -238,11 +238,13 @@ async def test_a_caller_id_of_any_length_and_characters_is_logged(store: CallLog
     from vvk_pbx.domain.routing import CallKind
 
     odd = "+46" + "7" * 300 + "\x00<script>"
-    step = arrive("c9", Arrived(CallKind.INBOUND, odd, "012319100", T0), ctx(T0))
+    name = "Åsa Öberg, Växeln " + "=" * 200 + "\x00"
+    step = arrive("c9", Arrived(CallKind.INBOUND, odd, "012319100", T0, name), ctx(T0))
     await store.save_call(step.call.record)
     saved = await store.get_call("c9")
     assert saved is not None and len(saved.caller) == 64 and saved.caller.startswith("+467777")
-    assert "[O1] caller id or number cut to 64 printable characters" in saved.trace
+    assert len(saved.caller_name) == 64 and saved.caller_name.startswith("Åsa Öberg, Växeln ==")
+    assert "[O1] caller id, name or number cut to 64 printable characters" in saved.trace
 
 
 async def test_the_sqlite_file_is_readable_by_its_owner_only(tmp_path: Path) -> None:

@@ -66,6 +66,7 @@ class CallRecord:
     caller: str
     called: str
     arrived_at: datetime
+    caller_name: str = ""  # the display name the caller sent (From), bounded
     ring_started_at: datetime | None = None
     answered_at: datetime | None = None
     answered_by: str | None = None
@@ -77,15 +78,23 @@ class CallRecord:
 
     @classmethod
     def arrive(
-        cls, call_id: str, caller: str, called: str, at: datetime, route: Route
+        cls,
+        call_id: str,
+        caller: str,
+        called: str,
+        at: datetime,
+        route: Route,
+        caller_name: str = "",
     ) -> CallRecord:
-        """A new call's record; ``caller`` and ``called`` as ``bounded`` leaves them."""
+        """A new call's record; ``caller``, ``called`` and ``caller_name`` as ``bounded``
+        leaves them."""
         return cls(
             id=call_id,
             direction="external" if route.external else "internal",
             caller=caller,
             called=called,
             arrived_at=at,
+            caller_name=caller_name,
             trace=tuple(str(step) for step in route.trace),
         )
 

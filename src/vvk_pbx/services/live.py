@@ -114,7 +114,7 @@ class LiveFeed:
                 {
                     "id": call.id,
                     "caller": call.record.caller,
-                    "name": call.caller_name,
+                    "name": call.record.caller_name,
                     "called": call.record.called,
                     "external": call.record.direction == "external",
                     "kind": call.kind.value,

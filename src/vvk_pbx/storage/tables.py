@@ -54,6 +54,7 @@ calls = Table(
     Column("caller", String(64), nullable=False),
     Column("called", String(64), nullable=False),
     Column("arrived_at", UtcDateTime, nullable=False),
+    Column("caller_name", String(128), nullable=False, server_default=""),  # issue 12
     Column("ring_started_at", UtcDateTime),
     Column("answered_at", UtcDateTime),
     Column("answered_by", String(64)),

@@ -84,8 +84,7 @@ class Call:
     ``answered``: the caller's channel is answered, by us or a person.
     ``playing``: the token of the prompt the caller hears (None: nothing of
     ours). ``bridged``: the caller is in the call's bridge. ``legs``: how many
-    legs were made, which numbers the next one. ``caller_name``: the display name
-    the caller sent (bounded), for the console.
+    legs were made, which numbers the next one.
     """
 
     id: str
@@ -98,7 +97,6 @@ class Call:
     playing: str | None = None
     bridged: bool = False
     legs: int = 0
-    caller_name: str = ""
 
 
 @dataclass(frozen=True)

@@ -108,20 +108,14 @@ def arrive(call_id: str, event: Arrived, ctx: Context) -> Step:
     characters: they are bounded here, where they enter, so that one odd caller
     never makes the call log refuse a row (O1)."""
     policy = ctx.policy
-    caller, dialed = bounded(event.caller), bounded(event.dialed)
+    caller, dialed, name = bounded(event.caller), bounded(event.dialed), bounded(event.name)
     decision = route(event.kind, caller, dialed, ctx.now, policy.calendar, policy.numbering)
-    record = CallRecord.arrive(call_id, caller, dialed, event.at, decision)
-    if (caller, dialed) != (event.caller, event.dialed):
-        record = record.note(f"[O1] caller id or number cut to {MAX_NUMBER} printable characters")
-    call = Call(
-        call_id,
-        record,
-        Routing(),
-        event.kind,
-        decision.action,
-        ctx.now,
-        caller_name=bounded(event.name),
-    )
+    record = CallRecord.arrive(call_id, caller, dialed, event.at, decision, name)
+    if (caller, dialed, name) != (event.caller, event.dialed, event.name):
+        record = record.note(
+            f"[O1] caller id, name or number cut to {MAX_NUMBER} printable characters"
+        )
+    call = Call(call_id, record, Routing(), event.kind, decision.action, ctx.now)
     if decision.action is Action.ANSWERING_MACHINE:
         return answering_machine.start(call, ctx)
     if decision.action is Action.OPERATOR_QUEUE:
