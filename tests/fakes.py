@@ -7,7 +7,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
@@ -17,7 +17,8 @@ from vvk_pbx.domain.pins import PinRecord
 from vvk_pbx.domain.referral import Referral, Source, in_force
 from vvk_pbx.domain.voicemail import Message, Status
 from vvk_pbx.storage.access import TokenExistsError
-from vvk_pbx.storage.calllog import StorageError
+from vvk_pbx.storage.audit import Export
+from vvk_pbx.storage.calllog import CallQuery, StorageError
 
 
 @dataclass
@@ -52,6 +53,18 @@ class MemoryStore:
             if (since is None or r.arrived_at >= since) and (until is None or r.arrived_at < until)
         ]
         return sorted(found, key=lambda r: (r.arrived_at, r.id))
+
+    async def stream_calls(
+        self, where: CallQuery, batch: int = 2000
+    ) -> AsyncIterator[list[CallRecord]]:
+        found = sorted(
+            (r for r in self.calls.values() if where.matches(r)), key=lambda r: (r.arrived_at, r.id)
+        )
+        for start in range(0, len(found), batch):
+            yield found[start : start + batch]
+
+    async def count_calls(self, where: CallQuery) -> int:
+        return sum(1 for r in self.calls.values() if where.matches(r))
 
     async def legs_by_call(self, call_ids: list[str]) -> dict[str, list[Leg]]:
         found: dict[str, list[Leg]] = {}
@@ -172,6 +185,16 @@ class MemoryPins:
 
     async def put(self, record: PinRecord) -> None:
         self.records[record.extension] = record
+
+
+@dataclass
+class MemoryAudit:
+    """The export audit log in memory (``storage.audit.AuditLog``)."""
+
+    exports: list[Export] = field(default_factory=list)
+
+    async def record(self, export: Export) -> None:
+        self.exports.append(export)
 
 
 @dataclass

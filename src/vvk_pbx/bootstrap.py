@@ -28,12 +28,14 @@ from vvk_pbx.services import calls
 from vvk_pbx.services.access import AccessService
 from vvk_pbx.services.calls.controller import Item
 from vvk_pbx.services.clock import SystemClock
+from vvk_pbx.services.export import ExportService
 from vvk_pbx.services.lines import LineStates
 from vvk_pbx.services.live import LiveFeed
 from vvk_pbx.services.reconciliation import Reconciliation
 from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.referrals import ReferralService
 from vvk_pbx.storage.access import AccessStore
+from vvk_pbx.storage.audit import AuditLog
 from vvk_pbx.storage.calllog import CallLog, StorageError, default_url
 from vvk_pbx.storage.pins import PinStore
 from vvk_pbx.storage.referrals import ReferralStore
@@ -55,6 +57,7 @@ class Stores:
     calls: CallLog
     referrals: ReferralService
     access: AccessService
+    exports: ExportService
 
 
 def referral_service(store: CallLog, settings: Settings, calendar: Calendar) -> ReferralService:
@@ -80,7 +83,8 @@ async def open_stores(
     try:
         referrals = referral_service(store, settings, Calendar(settings.hours_policy()))
         access = AccessService(AccessStore(store.engine), referrals, settings)
-        yield Stores(store, referrals, access)
+        exports = ExportService(store, AuditLog(store.engine), settings)
+        yield Stores(store, referrals, access, exports)
     finally:
         await store.close()
 
@@ -213,10 +217,11 @@ async def run(
         return body
 
     access = AccessService(AccessStore(store.engine), referrals, settings)
+    exports = ExportService(store, AuditLog(store.engine), settings)
     feed = LiveFeed(controller, referrals, clock, lines, store)
     controller.on_change = lines.on_change = feed.changed
     referrals.on_change = feed.referrals_changed
-    app = make_app(Services(controller, store, referrals, access, clock, feed), health)
+    app = make_app(Services(controller, store, referrals, access, clock, feed, exports), health)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", health_port).start()

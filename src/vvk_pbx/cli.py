@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
@@ -379,31 +380,88 @@ def calls_list(
 @calls_app.command("export")
 def calls_export(
     config: ConfigOption = None,
-    since: SinceOption = None,
-    until: UntilOption = None,
+    since: Annotated[
+        str | None, typer.Option("--from", "--since", help="Calls that arrived at or after this.")
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option("--to", "--until", help="Calls that arrived before this.")
+    ] = None,
+    direction: Annotated[str | None, typer.Option(help="external or internal.")] = None,
+    unit: Annotated[
+        str | None, typer.Option(help="Calls to or answered by this unit's staff (a unit id).")
+    ] = None,
+    operator: Annotated[str | None, typer.Option(help="Calls answered by this extension.")] = None,
+    outcome: Annotated[str | None, typer.Option(help="answered, abandoned, voicemail, …")] = None,
     database: DatabaseOption = None,
-    fmt: Annotated[str, typer.Option("--format", help="json or csv [default: json].")] = "json",
+    fmt: Annotated[
+        str, typer.Option("--format", help="csv, csv-sv (Excel: ; and a BOM), jsonl, xlsx, json.")
+    ] = "json",
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write to FILE, not stdout.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
 ) -> None:
-    """Export the call log for a period as JSON or CSV (F1)."""
-    import csv
+    """Export the call log (F1): CSV with formulas neutralised, a Swedish-Excel CSV, JSON
+    lines, XLSX, or JSON with the legs; streamed, and recorded in the audit log (S1)."""
+    import getpass
     import sys as _sys
 
+    from vvk_pbx.services.export import FORMATS, ExportError, Filter
+
     settings = _load_or_exit(config)
-    if fmt not in ("json", "csv"):
-        raise typer.BadParameter("json or csv", param_hint="--format")
     if as_json and fmt != "json":
         raise typer.BadParameter(f"--json asks for JSON, --format for {fmt}: give one")
-    records, legs = _calls(database, since, until, settings)
-    tz = settings.site.tz
-    if fmt == "json":
-        rows = [views.call_json(r, tz, legs.get(r.id, [])) for r in records]
+    if fmt not in (*FORMATS, "json"):
+        raise typer.BadParameter(", ".join((*FORMATS, "json")), param_hint="--format")
+    if fmt == "json":  # the whole log with its legs, as calls list --json
+        if any(v is not None for v in (direction, unit, operator, outcome, out_file)):
+            raise typer.BadParameter("filters and --out need --format csv|csv-sv|jsonl|xlsx")
+        records, legs = _calls(database, since, until, settings)
+        rows = [views.call_json(r, settings.site.tz, legs.get(r.id, [])) for r in records]
         _sys.stdout.write(json.dumps(rows, ensure_ascii=False, indent=2) + "\n")
         return
-    writer = csv.DictWriter(_sys.stdout, fieldnames=list(views.CALL_FIELDS))
-    writer.writeheader()
-    for record in records:  # CSV: one flat row per call
-        writer.writerow(views.call_csv_row(record, tz))
+    if fmt == "xlsx" and out_file is None and _sys.stdout.isatty():
+        raise typer.BadParameter("XLSX is a binary file: give --out FILE", param_hint="--out")
+    wanted = Filter(
+        parse_instant(since, settings, "--from") if since else None,
+        parse_instant(until, settings, "--to") if until else None,
+        direction,
+        unit,
+        operator,
+        outcome,
+    )
+    now = _now(settings)
+    who = f"cli:{getpass.getuser()}"
+
+    async def export(stores: bootstrap.Stores) -> int:
+        try:
+            total = await stores.exports.count(wanted)
+        except ExportError as exc:
+            raise typer.BadParameter(exc.reason, param_hint=f"--{exc.field}") from None
+        target = out_file.open("wb") if out_file is not None else _sys.stdout.buffer
+        try:
+            with _progress(total, out_file is not None or not _sys.stdout.isatty()) as tick:
+                return await stores.exports.export(wanted, fmt, target, who, now, tick)
+        finally:
+            if out_file is not None:
+                target.close()
+
+    written = _with_store(database, "calls export", settings, export, create=False)
+    if out_file is not None:
+        err.print(f"{written} calls written to {out_file}", markup=False)
+
+
+@contextlib.contextmanager
+def _progress(total: int, shown: bool) -> Iterator[Callable[[int], None]]:
+    """A progress bar on stderr while rows are written (a terminal only); ``tick(n)``."""
+    if not shown or not err.is_terminal:
+        yield lambda n: None
+        return
+    from rich.progress import Progress
+
+    with Progress(console=err, transient=True) as bar:
+        task = bar.add_task("Exporterar samtal", total=total)
+        yield lambda n: bar.update(task, completed=n)
 
 
 @app.command("bench")

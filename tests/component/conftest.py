@@ -14,10 +14,18 @@ from pathlib import Path
 
 import pytest
 
-from tests.fakes import MemoryAccess, MemoryMessages, MemoryPins, MemoryReferrals, MemoryStore
+from tests.fakes import (
+    MemoryAccess,
+    MemoryAudit,
+    MemoryMessages,
+    MemoryPins,
+    MemoryReferrals,
+    MemoryStore,
+)
 from vvk_pbx.services.access import AccessPort
 from vvk_pbx.services.referrals import MessagePort, PinPort, ReferralPort
 from vvk_pbx.storage.access import AccessStore
+from vvk_pbx.storage.audit import AuditLog
 from vvk_pbx.storage.calllog import CallLog
 from vvk_pbx.storage.pins import PinStore
 from vvk_pbx.storage.referrals import ReferralStore
@@ -142,6 +150,7 @@ class Stores:
     pins: PinPort
     access: AccessPort
     calls: CallLog | MemoryStore  # the recorder's and the API's port of the call log
+    audit: AuditLog | MemoryAudit
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgresql"])
@@ -150,7 +159,12 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
     same contract tests hold for all three."""
     if request.param == "memory":
         yield Stores(
-            MemoryReferrals(), MemoryMessages(), MemoryPins(), MemoryAccess(), MemoryStore()
+            MemoryReferrals(),
+            MemoryMessages(),
+            MemoryPins(),
+            MemoryAccess(),
+            MemoryStore(),
+            MemoryAudit(),
         )
         return
     async with _database(request.param, request, tmp_path) as log:
@@ -161,4 +175,5 @@ async def stores(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
             PinStore(engine),
             AccessStore(engine),
             log,
+            AuditLog(engine),
         )

@@ -86,7 +86,7 @@ async def test_rows_survive_a_reopen_and_the_file_is_in_wal_mode(tmp_path: Path)
         await second.close()
     with sqlite3.connect(tmp_path / "calls.sqlite3") as raw:
         assert raw.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert raw.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0006"
+        assert raw.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0007"
 
 
 async def test_a_call_log_from_the_first_release_is_upgraded_in_place(tmp_path: Path) -> None:

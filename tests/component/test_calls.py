@@ -22,6 +22,7 @@ from tests.fakes import (
     FakeClock,
     FakeTimers,
     MemoryAccess,
+    MemoryAudit,
     MemoryMessages,
     MemoryPins,
     MemoryReferrals,
@@ -42,6 +43,7 @@ from vvk_pbx.http.api import Services
 from vvk_pbx.services import calls, views
 from vvk_pbx.services.access import AccessService
 from vvk_pbx.services.calls.controller import CallController, Item
+from vvk_pbx.services.export import ExportService
 from vvk_pbx.services.live import LiveFeed
 from vvk_pbx.services.operator_queue import OperatorQueue
 from vvk_pbx.services.reconciliation import Reconciliation
@@ -67,6 +69,7 @@ class Rig:
     clock: FakeClock
     timers: FakeTimers
     access: MemoryAccess = field(default_factory=MemoryAccess)
+    audit: MemoryAudit = field(default_factory=MemoryAudit)
     _services: Services | None = None
 
     async def event(self, raw: dict[str, Any]) -> None:
@@ -98,8 +101,9 @@ class Rig:
             feed = LiveFeed(self.controller, self.service, self.clock, call_log=self.store)
             self.controller.on_change = feed.changed
             self.service.on_change = feed.referrals_changed
+            exports = ExportService(self.store, self.audit, self.service.settings)
             self._services = Services(
-                self.controller, self.store, self.service, access, self.clock, feed
+                self.controller, self.store, self.service, access, self.clock, feed, exports
             )
         return self._services
 

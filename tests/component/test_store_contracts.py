@@ -13,12 +13,14 @@ import pytest
 from tests.component.conftest import Stores
 from tests.conftest import STHLM
 from vvk_pbx.domain.access import Role, Session
-from vvk_pbx.domain.calls import CallRecord, Leg
+from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
 from vvk_pbx.domain.pins import PinRecord
 from vvk_pbx.domain.referral import Source
 from vvk_pbx.domain.routing import Action, Route, Step
 from vvk_pbx.domain.voicemail import Message, Status
 from vvk_pbx.storage.access import TokenExistsError
+from vvk_pbx.storage.audit import AuditLog, Export
+from vvk_pbx.storage.calllog import CallQuery
 
 T0 = datetime(2026, 11, 30, 10, 0, tzinfo=STHLM)
 ROUTE = Route(Action.OPERATOR_QUEUE, None, (Step("H1-H4", "Öppet"),), external=True)
@@ -204,3 +206,42 @@ async def test_a_message_an_operator_took_keeps_its_name_note_and_taker(ledger: 
     await ledger.add(taken)
     assert await ledger.get("t1") == taken
     assert not taken.recorded and message("m1").recorded
+
+
+async def test_an_export_query_selects_the_same_calls_page_by_page(stores: Stores) -> None:
+    def call(cid: str, minutes: int, **changes: Any) -> CallRecord:
+        record = CallRecord.arrive(cid, "0701", "012319100", T0 + timedelta(minutes=minutes), ROUTE)
+        return replace(record, **changes)
+
+    records = [
+        call("a", 0, answered_by="1001", outcome=Outcome.ANSWERED),
+        call("b", 0, called="0123191101", outcome=Outcome.VOICEMAIL),  # the same instant as a
+        call("c", 5, direction="internal", called="1201", answered_by="1201"),
+        call("d", 9, outcome=Outcome.ABANDONED),
+        call("e", 60 * 24, answered_by="1002", outcome=Outcome.ANSWERED),
+    ]
+    await stores.calls.save_batch(records, [])
+    cases = [
+        (CallQuery(), "abcde"),
+        (CallQuery(since=T0 + timedelta(minutes=1), until=T0 + timedelta(hours=1)), "cd"),
+        (CallQuery(direction="internal"), "c"),
+        (CallQuery(outcome="answered"), "ae"),
+        (CallQuery(answered_by="1001"), "a"),
+        (CallQuery(called=frozenset({"0123191101", "1201"}), answered_among=frozenset()), "bc"),
+        (CallQuery(called=frozenset(), answered_among=frozenset({"1002"})), "e"),
+    ]
+    for where, expected in cases:
+        pages = [page async for page in stores.calls.stream_calls(where, batch=2)]
+        assert "".join(r.id for page in pages for r in page) == expected, where
+        assert all(len(page) <= 2 for page in pages)
+        assert await stores.calls.count_calls(where) == len(expected)
+        assert [r.id for r in records if where.matches(r)] == list(expected), "the same test"
+
+
+async def test_the_audit_log_keeps_every_export(stores: Stores) -> None:
+    one = Export(T0, "token:intranet", "csv", {"since": "2026-11-01T00:00:00+01:00"}, 1204)
+    two = Export(T0 + timedelta(hours=1), "1203", "xlsx", {}, 0)
+    await stores.audit.record(two)
+    await stores.audit.record(one)
+    if isinstance(stores.audit, AuditLog):
+        assert await stores.audit.exports() == [one, two]

@@ -404,6 +404,7 @@ async def place_call(
     *,
     from_extension: str | None = None,
     caller_number: str = "0701234567",
+    caller_name: str | None = None,
     hold_ms: int = 2000,
     cancel_ms: int = 0,
     dtmf: list[tuple[str, int]] | None = None,
@@ -434,6 +435,9 @@ async def place_call(
         "-key",
         "caller",
         user,
+        "-key",
+        "caller_display",
+        _display(caller_name),
         "-set",
         "cancel_ms",
         str(cancel_ms),
@@ -463,6 +467,14 @@ async def place_call(
     hold = hold_ms if hold_ms < 0 else max(0, hold_ms - previous)
     args += ["-set", "dtmf_count", str(len(digits)), "-set", "hold_ms", str(hold)]
     return await _spawn(pbx, f"call-{user}-to-{dialed}", args)
+
+
+def _display(name: str | None) -> str:
+    """A From display name as SIP writes it (RFC 3261 quoted-string), or nothing."""
+    if name is None:
+        return ""
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" '
 
 
 class DnsSink:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -478,7 +479,8 @@ def test_export_refuses_options_that_contradict_each_other(tmp_path: Path) -> No
     assert result.exit_code == 2
     assert "--json asks for JSON, --format for csv: give one" in result.output
     result = runner.invoke(app, ["calls", "export", "--format", "csv", *db])
-    assert result.exit_code == 0 and result.stdout.startswith("id,direction,caller,called,")
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith("id,arrived_at,direction,caller,caller_name,called,")
 
 
 def simulated(*args: str, database: Path | None = None) -> tuple[int, str, str]:
@@ -554,3 +556,30 @@ def test_simulate_with_no_time_is_now_on_the_controllers_clock(
     assert code == 0, err
     assert out.startswith("2026-11-30T10:00")
     assert "=> 1101 is referred: the phone does not ring" in out
+
+
+def test_export_streams_a_filtered_xlsx_to_a_file_and_records_who(tmp_path: Path) -> None:
+    db = ["--database", str(tmp_path / "calls.sqlite3")]
+    runner.invoke(app, ["pins", "set", "1101", *db])  # makes the database
+    out = tmp_path / "nov.xlsx"
+    args = ["calls", "export", "--format", "xlsx", "--from", "2026-11-01", "--to", "2026-12-01"]
+    result = runner.invoke(app, [*args, "--outcome", "answered", "--out", str(out), *db])
+    assert result.exit_code == 0, result.output
+    assert "0 calls written to" in result.output and out.stat().st_size > 0
+    with sqlite3.connect(tmp_path / "calls.sqlite3") as raw:
+        [(who, fmt, rows, wanted)] = raw.execute(
+            "SELECT who, format, rows, filter FROM export_audit"
+        )
+    assert who.startswith("cli:") and (fmt, rows) == ("xlsx", 0)
+    assert json.loads(wanted) == {
+        "since": "2026-11-01T00:00:00+01:00",
+        "until": "2026-12-01T00:00:00+01:00",
+        "outcome": "answered",
+    }
+    for bad, hint in (
+        (["--unit", "nope"], "--unit"),
+        (["--direction", "up"], "--direction"),
+        (["--format", "pdf"], "--format"),
+    ):
+        result = runner.invoke(app, ["calls", "export", "--format", "csv", *bad, *db])
+        assert result.exit_code == 2 and hint in result.output, result.output

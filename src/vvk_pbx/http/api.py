@@ -59,6 +59,7 @@ import asyncio
 import json
 import logging
 import secrets
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -76,6 +77,14 @@ from vvk_pbx.http import pages
 from vvk_pbx.services import views
 from vvk_pbx.services.access import AccessService, LoginError
 from vvk_pbx.services.clock import Clock
+from vvk_pbx.services.export import (
+    FORMATS,
+    MEDIA_TYPES,
+    ExportError,
+    ExportService,
+    Filter,
+    default_name,
+)
 from vvk_pbx.services.live import LiveFeed
 from vvk_pbx.services.operator_queue import QueueError
 from vvk_pbx.services.referrals import ReferralError, ReferralService, require_time_of_day
@@ -116,6 +125,7 @@ class Services:
     access: AccessService
     clock: Clock
     live: LiveFeed
+    exports: ExportService
 
     @property
     def tz(self) -> tzinfo:
@@ -130,6 +140,7 @@ HEALTH: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("health")
 SERVICES: web.AppKey[Services] = web.AppKey("services")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 COOKIE = "vvk_session"
+EXPORT_FILTERS = ("direction", "unit", "operator", "outcome")
 PUBLIC = {("GET", "/health"), ("GET", "/hours"), ("POST", "/login")}
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
@@ -161,6 +172,7 @@ def make_app(services: Services, health: Callable[[], dict[str, Any]]) -> web.Ap
     app.router.add_post("/messages", _take_message)
     app.router.add_post("/messages/{message_id}/called-back", _called_back)
     app.router.add_get("/calls", _calls)
+    app.router.add_get("/calls/export", _export)
     app.router.add_get("/events", _events)
     app.router.add_get("/tokens", _tokens)
     app.router.add_post("/tokens", _create_token)
@@ -590,6 +602,50 @@ async def _calls(request: web.Request) -> web.Response:
     records = await board.call_log.list_calls(since, until)
     legs = await board.call_log.legs_by_call([r.id for r in records])
     return web.json_response([views.call_json(r, board.tz, legs.get(r.id, [])) for r in records])
+
+
+async def _export(request: web.Request) -> web.StreamResponse:
+    """``GET /calls/export?format=csv|csv-sv|jsonl|xlsx&from=&to=&direction=&unit=&operator=
+    &outcome=`` (operator, reports): the call log streamed as a download (F1); the
+    export is in the audit log with who asked (S1). 422 for a bad filter."""
+    board = request.app[SERVICES]
+    principal = _principal(
+        request, request[PRINCIPAL].reads_everything, "the call log is for operators and reports"
+    )
+    query = request.query
+    extra = sorted(set(query) - {"format", "from", "to", *EXPORT_FILTERS})
+    if extra:
+        return _error(422, f"unknown parameter(s): {', '.join(extra)}")
+    fmt = query.get("format", "csv")
+    try:
+        wanted = Filter(
+            _instant(board, query["from"], "from", True) if "from" in query else None,
+            _instant(board, query["to"], "to", True) if "to" in query else None,
+            **{key: query[key] for key in EXPORT_FILTERS if key in query},
+        )
+        if fmt not in FORMATS:
+            raise ExportError("format", f"format is one of {', '.join(FORMATS)}")
+        board.exports.query(wanted)  # a bad filter is a 422 before the download starts
+    except (ExportError, ReferralError) as exc:
+        return _error(422, exc.reason)
+    now = board.clock.now()
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": MEDIA_TYPES[fmt],
+            "Content-Disposition": f'attachment; filename="{default_name(fmt, now)}"',
+            "Cache-Control": "no-store",
+        }
+    )
+    await response.prepare(request)
+    # The rows go to a spooled file and out in chunks: the store's pages are read on
+    # the loop, and a slow client never holds a database connection.
+    with tempfile.TemporaryFile() as spool:
+        await board.exports.export(wanted, fmt, spool, principal.name, now)
+        spool.seek(0)
+        while chunk := spool.read(64 * 1024):
+            await response.write(chunk)
+    await response.write_eof()
+    return response
 
 
 def _admin(request: web.Request) -> Principal:

@@ -18,15 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import Sequence
-from dataclasses import fields
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, create_engine, event, select
+from sqlalchemy import Connection, create_engine, event, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
@@ -302,6 +302,30 @@ class CallLog:
             query = query.where(calls.c.arrived_at < until)
         return [_call(row._mapping) for row in await self._rows(query, "reading calls")]
 
+    async def stream_calls(
+        self, where: CallQuery, batch: int = 2000
+    ) -> AsyncIterator[list[CallRecord]]:
+        """The calls ``where`` selects, oldest first, ``batch`` at a time: keyset pages on
+        (arrived_at, id), so memory stays flat over any number of rows and no cursor is
+        held open between pages. Raises ``StorageError``."""
+        after: tuple[datetime, str] | None = None
+        while True:
+            query = where.select().order_by(calls.c.arrived_at, calls.c.id).limit(batch)
+            if after is not None:
+                query = query.where(tuple_(calls.c.arrived_at, calls.c.id) > after)
+            page = [_call(row._mapping) for row in await self._rows(query, "exporting calls")]
+            if page:
+                yield page
+            if len(page) < batch:
+                return
+            after = (page[-1].arrived_at, page[-1].id)
+
+    async def count_calls(self, where: CallQuery) -> int:
+        """How many calls ``where`` selects. Raises ``StorageError``."""
+        query = select(func.count()).select_from(where.select().subquery())
+        rows = await self._rows(query, "counting calls")
+        return int(rows[0][0])
+
     async def legs_of(self, call_id: str) -> list[Leg]:
         return (await self.legs_by_call([call_id])).get(call_id, [])
 
@@ -319,6 +343,59 @@ class CallLog:
                 leg = Leg(**dict(row._mapping))
                 found.setdefault(leg.call_id, []).append(leg)
         return found
+
+
+@dataclass(frozen=True)
+class CallQuery:
+    """Which calls an export takes (F1): arrived in ``[since, until)`` (aware), of a
+    direction, with an outcome, answered by ``answered_by``; ``touching`` an extension
+    set: called on one of ``called`` or answered by one of ``answered_among`` (a unit)."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    direction: str | None = None
+    outcome: str | None = None
+    answered_by: str | None = None
+    called: frozenset[str] | None = None
+    answered_among: frozenset[str] | None = None
+
+    def select(self) -> Any:
+        query = select(calls)
+        if self.since is not None:
+            query = query.where(calls.c.arrived_at >= self.since)
+        if self.until is not None:
+            query = query.where(calls.c.arrived_at < self.until)
+        if self.direction is not None:
+            query = query.where(calls.c.direction == self.direction)
+        if self.outcome is not None:
+            query = query.where(calls.c.outcome == self.outcome)
+        if self.answered_by is not None:
+            query = query.where(calls.c.answered_by == self.answered_by)
+        if self.called is not None or self.answered_among is not None:
+            query = query.where(
+                or_(
+                    calls.c.called.in_(sorted(self.called or ())),
+                    calls.c.answered_by.in_(sorted(self.answered_among or ())),
+                )
+            )
+        return query
+
+    def matches(self, record: CallRecord) -> bool:
+        """``select``'s test for one record, for stores in memory (the contract tests hold
+        both to the same answers)."""
+        touching = self.called is not None or self.answered_among is not None
+        return (
+            (self.since is None or record.arrived_at >= self.since)
+            and (self.until is None or record.arrived_at < self.until)
+            and (self.direction is None or record.direction == self.direction)
+            and (self.outcome is None or record.outcome.value == self.outcome)
+            and (self.answered_by is None or record.answered_by == self.answered_by)
+            and (
+                not touching
+                or record.called in (self.called or ())
+                or record.answered_by in (self.answered_among or ())
+            )
+        )
 
 
 def _call_row(record: CallRecord) -> dict[str, Any]:

@@ -153,3 +153,16 @@ web_sessions = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("expires_at", UtcDateTime, nullable=False),
 )
+
+# S1, F1: every export of the call log: who, when, which filter, how many rows.
+export_audit = Table(
+    "export_audit",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("who", String(64), nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("filter", JSON, nullable=False),
+    Column("rows", Integer, nullable=False),
+    Index("ix_export_audit_at", "at"),
+)

@@ -7,6 +7,8 @@ Parameters (tests/e2e/harness.py fills them in):
   -s DEST                 dialed number (Request-URI user; '#' must be %23)
   -key caller NUM         From/Contact user (trunk: the caller's number;
                           internal: the extension, e.g. 1101)
+  -key caller_display S   From's display name as a quoted string and a space
+                          ('"Åsa Öberg" '), or "" for none
   -set cancel_ms N        hang up (CANCEL) N ms after the INVITE if not
                           answered by then; 0 = never
   -set dtmf_count K       number of DTMF digits (0..MAX_DTMF) after the answer
@@ -37,7 +39,7 @@ BRANCH = "z9hG4bK-[pid]-[call_number]-inv"  # shared by INVITE, CANCEL and non-2
 GLOBALS = ["cancel_ms", "hold_ms", "dtmf_count"] + [
     f"dtmf{i}_gap_ms" for i in range(1, MAX_DTMF + 1)
 ]
-FROM = "<sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]"
+FROM = "[caller_display]<sip:[caller]@[local_ip]:[local_port]>;tag=[pid]SIPpTag00[call_number]"
 
 out = [
     f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
