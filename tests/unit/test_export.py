@@ -17,7 +17,7 @@ from tests.fakes import MemoryAudit, MemoryStore
 from tests.unit.flowtable import OPEN, call
 from vvk_pbx.config import load
 from vvk_pbx.domain.callflow.states import Queued
-from vvk_pbx.domain.calls import CallRecord
+from vvk_pbx.domain.calls import CallRecord, display_name
 from vvk_pbx.services.export import COLUMNS, ExportError, ExportService, Filter, neutralise
 
 NAMES = (
@@ -132,3 +132,9 @@ async def test_filters_select_and_bad_ones_say_why(
         assert refused.value.field == field
     with pytest.raises(ExportError, match="format is one of"):
         await _export(exports, "pdf")
+
+
+def test_a_display_name_loses_the_quoted_pairs_asterisk_keeps() -> None:
+    assert display_name(r"=HYPERLINK(\"x\")") == '=HYPERLINK("x")'
+    assert display_name(r"back\\slash") == "back\\slash"
+    assert display_name("Åsa Öberg, Växeln") == "Åsa Öberg, Växeln"

@@ -7,6 +7,7 @@ change, so a crash loses at most the change in flight.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -16,6 +17,13 @@ from vvk_pbx.domain.routing import Route, rings, within_goal
 # The call log's caller and called columns hold this many characters: caller ids
 # and dialled strings come from outside, with any length and any characters.
 MAX_NUMBER = 64
+
+
+def display_name(raw: str) -> str:
+    """A caller's display name as sent: Asterisk's PJSIP keeps the quoted-pairs of the
+    From header's quoted-string (``\\"`` for ``"``, RFC 3261 §25.1; checked on 22.10),
+    so they are undone here, where the name enters."""
+    return re.sub(r"\\(.)", r"\1", raw)
 
 
 def bounded(value: str) -> str:

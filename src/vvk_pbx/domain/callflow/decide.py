@@ -61,7 +61,7 @@ from vvk_pbx.domain.callflow.states import (
     State,
     VoicemailPrompt,
 )
-from vvk_pbx.domain.calls import MAX_NUMBER, CallRecord, Outcome, bounded
+from vvk_pbx.domain.calls import MAX_NUMBER, CallRecord, Outcome, bounded, display_name
 from vvk_pbx.domain.routing import Action, route
 
 Flow = Callable[[Call, CallEvent, Context], Step | None]
@@ -108,10 +108,11 @@ def arrive(call_id: str, event: Arrived, ctx: Context) -> Step:
     characters: they are bounded here, where they enter, so that one odd caller
     never makes the call log refuse a row (O1)."""
     policy = ctx.policy
-    caller, dialed, name = bounded(event.caller), bounded(event.dialed), bounded(event.name)
+    caller, dialed = bounded(event.caller), bounded(event.dialed)
+    name = bounded(display_name(event.name))
     decision = route(event.kind, caller, dialed, ctx.now, policy.calendar, policy.numbering)
     record = CallRecord.arrive(call_id, caller, dialed, event.at, decision, name)
-    if (caller, dialed, name) != (event.caller, event.dialed, event.name):
+    if (caller, dialed, name) != (event.caller, event.dialed, display_name(event.name)):
         record = record.note(
             f"[O1] caller id, name or number cut to {MAX_NUMBER} printable characters"
         )
