@@ -56,6 +56,7 @@ Times in answers are ISO 8601 in the site's zone.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import secrets
@@ -74,7 +75,7 @@ from vvk_pbx.domain.calls import CallRecord, Leg
 from vvk_pbx.domain.queue import Presence
 from vvk_pbx.domain.referral import Source
 from vvk_pbx.http import pages
-from vvk_pbx.services import views
+from vvk_pbx.services import hours_web, views
 from vvk_pbx.services.access import AccessService, LoginError
 from vvk_pbx.services.clock import Clock
 from vvk_pbx.services.export import (
@@ -141,7 +142,14 @@ SERVICES: web.AppKey[Services] = web.AppKey("services")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 COOKIE = "vvk_session"
 EXPORT_FILTERS = ("direction", "unit", "operator", "outcome")
-PUBLIC = {("GET", "/health"), ("GET", "/hours"), ("POST", "/login")}
+PUBLIC = {
+    ("GET", "/health"),
+    ("GET", "/hours"),
+    ("GET", "/hours.ics"),
+    ("GET", "/hours.html"),
+    ("POST", "/login"),
+}
+HOURS_MAX_AGE_S = 60
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 
 
@@ -153,6 +161,8 @@ def make_app(services: Services, health: Callable[[], dict[str, Any]]) -> web.Ap
     app[SERVICES] = services
     app.router.add_get("/health", _health)
     app.router.add_get("/hours", _hours)
+    app.router.add_get("/hours.ics", _hours_ics)
+    app.router.add_get("/hours.html", _hours_html)
     app.router.add_post("/login", _login)
     app.router.add_post("/logout", _logout)
     app.router.add_get("/me", _me)
@@ -245,10 +255,51 @@ def _principal(request: web.Request, allowed: bool = True, what: str = "") -> Pr
     return request[PRINCIPAL]
 
 
-async def _hours(request: web.Request) -> web.Response:
+def _hours_at(request: web.Request) -> datetime:
+    """``?at=`` (local without an offset), else now: the instant the hours are asked for.
+    Raises ``ReferralError``."""
     services = request.app[SERVICES]
-    status = services.calendar.status(services.clock.now())
-    return web.json_response(views.status_json(status))
+    if "at" not in request.query:
+        return services.clock.now()
+    return _instant(services, request.query["at"], "at", whole_days=True)
+
+
+def _cached(request: web.Request, body: bytes, content_type: str) -> web.Response:
+    """A public answer with an ``ETag`` (its digest) and ``Cache-Control``; 304 when the
+    client has it already. The hours change at most by the minute."""
+    tag = f'"{hashlib.sha256(body).hexdigest()[:32]}"'
+    headers = {"ETag": tag, "Cache-Control": f"public, max-age={HOURS_MAX_AGE_S}"}
+    if tag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=headers)
+    return web.Response(body=body, content_type=content_type, charset="utf-8", headers=headers)
+
+
+async def _hours(request: web.Request) -> web.Response:
+    """Public (H5): open or closed now (or ``?at=``), why, the next change, the week ahead."""
+    try:
+        at = _hours_at(request)
+    except ReferralError as exc:
+        return _error(422, exc.reason)
+    week = hours_web.week_json(request.app[SERVICES].calendar, at)
+    body = json.dumps(week, ensure_ascii=False).encode()
+    return _cached(request, body, "application/json")
+
+
+async def _hours_ics(request: web.Request) -> web.Response:
+    """Public (H5): the next 365 days' openings and closed days as iCalendar."""
+    services = request.app[SERVICES]
+    start = services.clock.now().astimezone(services.tz).date()
+    return _cached(request, hours_web.ics(services.calendar, start), "text/calendar")
+
+
+async def _hours_html(request: web.Request) -> web.Response:
+    """Public (H5): the same as a small HTML fragment to embed in the website."""
+    try:
+        at = _hours_at(request)
+    except ReferralError as exc:
+        return _error(422, exc.reason)
+    body = hours_web.fragment(request.app[SERVICES].calendar, at).encode()
+    return _cached(request, body, "text/html")
 
 
 async def _login(request: web.Request) -> web.Response:
