@@ -26,11 +26,12 @@ from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.http.api import Services, make_app
 from vvk_pbx.services import calls
 from vvk_pbx.services.access import AccessService
-from vvk_pbx.services.calls.controller import Item
+from vvk_pbx.services.calls.controller import CallController, Item
 from vvk_pbx.services.clock import SystemClock
 from vvk_pbx.services.export import ExportService
 from vvk_pbx.services.lines import LineStates
 from vvk_pbx.services.live import LiveFeed
+from vvk_pbx.services.metrics import Metrics
 from vvk_pbx.services.reconciliation import Reconciliation
 from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.referrals import ReferralService
@@ -219,9 +220,14 @@ async def run(
     access = AccessService(AccessStore(store.engine), referrals, settings)
     exports = ExportService(store, AuditLog(store.engine), settings)
     feed = LiveFeed(controller, referrals, clock, lines, store)
+    metrics = Metrics(settings.ring.cycle_ms, settings.ring.goal_rings)
+    controller.on_ended = metrics.call_ended
+    recorder.on_written = metrics.write.observe
+    _watch(metrics, controller, stream, recorder, clock)
     controller.on_change = lines.on_change = feed.changed
     referrals.on_change = feed.referrals_changed
-    app = make_app(Services(controller, store, referrals, access, clock, feed, exports), health)
+    services = Services(controller, store, referrals, access, clock, feed, exports, metrics)
+    app = make_app(services, health)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", health_port).start()
@@ -243,6 +249,7 @@ async def run(
     events = asyncio.create_task(stream.run())
     recovery = asyncio.create_task(follow_up_loop())
     board = asyncio.create_task(feed.run())
+    lag = asyncio.create_task(metrics.watch_loop())
     try:
         await stop.wait()
     finally:
@@ -251,6 +258,7 @@ async def run(
         await events
         await recovery
         board.cancel()
+        lag.cancel()
         feed.close()  # the open pages' streams end, so the HTTP server can stop
         for task in background:  # a follow-up waiting for the database: the next run's
             task.cancel()
@@ -270,6 +278,36 @@ async def run(
         await store.close()
         if shared_clock is not None:
             shared_clock.unlink(missing_ok=True)
+
+
+def _watch(
+    metrics: Metrics,
+    controller: CallController,
+    stream: EventStream,
+    recorder: Recorder,
+    clock: SystemClock,
+) -> None:
+    """The gauges, read when scraped."""
+    queue = controller.queue
+
+    def longest_wait() -> float:
+        if not queue.waiting:
+            return 0.0
+        first = min(w.arrived_at for w in queue.waiting.values())
+        return max(0.0, (clock.now() - first).total_seconds())
+
+    metrics.gauge(
+        "vvk_queue_waiting", "Callers waiting for an operator", lambda: len(queue.waiting)
+    )
+    metrics.gauge("vvk_queue_longest_wait_seconds", "The longest wait in line now", longest_wait)
+    metrics.gauge(
+        "vvk_ari_connected", "1 while the ARI events socket is up", stream.connected.is_set
+    )
+    metrics.gauge(
+        "vvk_ari_connects_total", "ARI connections made (1 + reconnects)", lambda: stream.connects
+    )
+    metrics.gauge("vvk_calllog_pending", "Call-log rows not yet written", lambda: recorder.pending)
+    metrics.gauge("vvk_calls_in_progress", "Calls in progress", lambda: len(controller.registry))
 
 
 class Events:

@@ -45,6 +45,7 @@ from vvk_pbx.services.access import AccessService
 from vvk_pbx.services.calls.controller import CallController, Item
 from vvk_pbx.services.export import ExportService
 from vvk_pbx.services.live import LiveFeed
+from vvk_pbx.services.metrics import Metrics
 from vvk_pbx.services.operator_queue import OperatorQueue
 from vvk_pbx.services.reconciliation import Reconciliation
 from vvk_pbx.services.recorder import Recorder
@@ -102,8 +103,18 @@ class Rig:
             self.controller.on_change = feed.changed
             self.service.on_change = feed.referrals_changed
             exports = ExportService(self.store, self.audit, self.service.settings)
+            ring = self.service.settings.ring
+            metrics = Metrics(ring.cycle_ms, ring.goal_rings)
+            self.controller.on_ended = metrics.call_ended
             self._services = Services(
-                self.controller, self.store, self.service, access, self.clock, feed, exports
+                self.controller,
+                self.store,
+                self.service,
+                access,
+                self.clock,
+                feed,
+                exports,
+                metrics,
             )
         return self._services
 

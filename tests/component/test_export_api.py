@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from tests.component.test_api import api
-from tests.component.test_calls import OPEN, Rig, answered_by_operator, make_rig
+from tests.component.test_calls import OPEN, Rig, answered_by_operator, make_rig, stasis
 from vvk_pbx.config import Settings
 from vvk_pbx.domain.access import Role
 from vvk_pbx.domain.pins import PinRecord
@@ -59,3 +59,22 @@ async def test_staff_may_not_export(rig: Rig) -> None:
         response = await client.get("/calls/export")
         assert response.status == 403
     assert rig.audit.exports == []
+
+
+async def test_metrics_count_ended_calls_for_a_scraper_with_a_token(rig: Rig) -> None:
+    async with api(rig) as client:
+        assert (await client.get("/metrics")).status == 401
+    async with api(rig, Role.REPORTS, name="prometheus") as client:
+        await answered_by_operator(rig, "t1")  # answered 3 s after arrival: ring 1
+        await rig.event({"type": "StasisEnd", "channel": {"id": "t1"}})
+        await rig.event(stasis("t2", OPEN, "inbound", "012319100"))
+        await rig.event({"type": "StasisEnd", "channel": {"id": "t2"}})  # gave up
+        response = await client.get("/metrics")
+        assert response.status == 200
+        text = await response.text()
+    assert 'vvk_calls_total{outcome="answered"} 1.0' in text
+    assert 'vvk_calls_total{outcome="abandoned"} 1.0' in text
+    assert 'vvk_calls_total{outcome="voicemail"} 0.0' in text, "every outcome from the start"
+    assert 'vvk_answer_seconds_bucket{le="6.0"} 1.0' in text  # the first ring's boundary
+    assert "vvk_answered_within_goal_total 1.0" in text
+    assert "vvk_goal_counted_total 2.0" in text

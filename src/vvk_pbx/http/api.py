@@ -67,6 +67,7 @@ from datetime import datetime, tzinfo
 from typing import Any, Protocol
 
 from aiohttp import web
+from prometheus_client.aiohttp import make_aiohttp_handler
 
 from vvk_pbx.domain.access import Principal, token_role
 from vvk_pbx.domain.calendar import Calendar
@@ -87,6 +88,7 @@ from vvk_pbx.services.export import (
     default_name,
 )
 from vvk_pbx.services.live import LiveFeed
+from vvk_pbx.services.metrics import Metrics
 from vvk_pbx.services.operator_queue import QueueError
 from vvk_pbx.services.referrals import ReferralError, ReferralService, require_time_of_day
 from vvk_pbx.storage.access import TokenExistsError
@@ -127,6 +129,7 @@ class Services:
     clock: Clock
     live: LiveFeed
     exports: ExportService
+    metrics: Metrics | None = None
 
     @property
     def tz(self) -> tzinfo:
@@ -139,6 +142,7 @@ class Services:
 
 HEALTH: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("health")
 SERVICES: web.AppKey[Services] = web.AppKey("services")
+METRICS_HANDLER: web.AppKey[Any] = web.AppKey("metrics_handler")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
 COOKIE = "vvk_session"
 EXPORT_FILTERS = ("direction", "unit", "operator", "outcome")
@@ -159,6 +163,8 @@ def make_app(services: Services, health: Callable[[], dict[str, Any]]) -> web.Ap
     app = web.Application(client_max_size=64 * 1024, middlewares=[_json_errors, _authenticated])
     app[HEALTH] = health
     app[SERVICES] = services
+    if services.metrics is not None:
+        app[METRICS_HANDLER] = make_aiohttp_handler(services.metrics.registry)
     app.router.add_get("/health", _health)
     app.router.add_get("/hours", _hours)
     app.router.add_get("/hours.ics", _hours_ics)
@@ -183,6 +189,7 @@ def make_app(services: Services, health: Callable[[], dict[str, Any]]) -> web.Ap
     app.router.add_post("/messages/{message_id}/called-back", _called_back)
     app.router.add_get("/calls", _calls)
     app.router.add_get("/calls/export", _export)
+    app.router.add_get("/metrics", _metrics)
     app.router.add_get("/events", _events)
     app.router.add_get("/tokens", _tokens)
     app.router.add_post("/tokens", _create_token)
@@ -696,6 +703,19 @@ async def _export(request: web.Request) -> web.StreamResponse:
         while chunk := spool.read(64 * 1024):
             await response.write(chunk)
     await response.write_eof()
+    return response
+
+
+async def _metrics(request: web.Request) -> web.StreamResponse:
+    """Prometheus's text format (operator, reports: a scraper sends a reports token),
+    served by prometheus-client's own aiohttp handler over the controller's registry."""
+    _principal(
+        request, request[PRINCIPAL].reads_everything, "metrics are for operators and reports"
+    )
+    handler = request.app.get(METRICS_HANDLER)
+    if handler is None:
+        return _error(404, "no metrics in this process")
+    response: web.StreamResponse = await handler(request)
     return response
 
 

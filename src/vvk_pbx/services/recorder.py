@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from vvk_pbx.domain.calls import CallRecord, Leg
@@ -52,6 +53,8 @@ class Recorder:
         self._legs: dict[str, Leg] = {}
         self._worker: asyncio.Task[None] | None = None
         self.set_aside = 0  # rows the database refused, logged as errors
+        # Told each batch's write time in s (the metrics); it must not raise.
+        self.on_written: Callable[[float], None] = lambda seconds: None
 
     def save(self, record: CallRecord) -> None:
         self._calls[record.id] = record
@@ -73,8 +76,10 @@ class Recorder:
                 records, self._calls = self._calls, {}
                 legs, self._legs = self._legs, {}
                 try:
+                    started = time.perf_counter()
                     try:
                         await self.store.save_batch(list(records.values()), list(legs.values()))
+                        self.on_written(time.perf_counter() - started)
                     except RecordRefusedError:
                         await self._row_by_row(records, legs)
                     delay = self.retry_s

@@ -104,6 +104,8 @@ class CallController:
         # Told after every item handled: calls and operators may have moved (the live
         # feed, issue 11). It must not raise.
         self.on_change: Callable[[], None] = lambda: None
+        # Told once per call, with its record, when the record ends (the metrics).
+        self.on_ended: Callable[[CallRecord], None] = lambda record: None
 
     def post(self, call_id: str, event: CallEvent) -> None:
         self.submit(Posted(call_id, event))
@@ -294,8 +296,13 @@ class CallController:
             log.exception("call %s: handling failed; sending the caller to the fallback", line.id)
             await self._last_resort(line)
         finally:
-            if line.call.record is not record_before:
-                self.recorder.save(line.call.record)
+            record = line.call.record
+            if record is not record_before:
+                self.recorder.save(record)
+                if record.ended_at is not None and (
+                    record_before is None or record_before.ended_at is None
+                ):
+                    self.on_ended(record)
 
     async def _last_resort(self, line: Line) -> None:
         step = fall_back(line.call, Outcome.FALLBACK)

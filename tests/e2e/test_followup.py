@@ -1,6 +1,7 @@
-"""Exports of calls from real Asterisk (issue 12, F1): callers whose From names are formulas,
-a name with a comma and one with å, ä, ö, from +46700000000, through the trunk into the
-controller's call log, then out as CSV, XLSX and JSON lines by ``vvk-pbx calls export``."""
+"""Follow-up on real Asterisk (issue 12, F1, O1): callers whose From names are formulas, a
+name with a comma and one with å, ä, ö, from +46700000000, through the trunk into the
+controller's call log, then out as CSV, XLSX and JSON lines by ``vvk-pbx calls export``;
+and the metrics of the controller and of Asterisk."""
 
 from __future__ import annotations
 
@@ -9,11 +10,13 @@ import io
 import json
 import subprocess
 
+import aiohttp
 from openpyxl import load_workbook
 
 from tests.conftest import ROOT, SAMPLE_CONFIG
 from tests.e2e.harness import (
     CLOSED_AT,
+    CONTROLLER_API,
     VVK,
     Controller,
     Observer,
@@ -21,6 +24,7 @@ from tests.e2e.harness import (
     call_log,
     dialplan_app,
     place_call,
+    vvk,
 )
 
 SWITCHBOARD = "012319100"
@@ -96,3 +100,21 @@ async def test_callers_names_are_logged_and_exported_as_data(
     # JSON lines: the raw strings.
     lines = [json.loads(line) for line in _export(database, "jsonl").splitlines()]
     assert [r["caller_name"] for r in lines if r["id"] in ids] == list(NAMES)
+    # The controller counted the five calls the answering machine took (a reports token).
+    token = vvk(database, "tokens", "create", "--role", "reports", "--name", "scraper").strip()
+    headers = {"Authorization": f"Bearer {token}"}
+    async with (
+        aiohttp.ClientSession(headers=headers) as session,
+        session.get(f"{CONTROLLER_API}/metrics") as response,
+    ):
+        assert response.status == 200
+        text = await response.text()
+    assert 'vvk_calls_total{outcome="closed"} 5.0' in text
+    assert "vvk_ari_connected 1.0" in text and "vvk_event_loop_lag_seconds" in text
+    # Asterisk's own metrics (res_prometheus), on its HTTP server.
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"http://127.0.0.1:{pbx.ari_port}/metrics") as response,
+    ):
+        assert response.status == 200
+        assert "asterisk_core_uptime_seconds" in await response.text()
