@@ -35,6 +35,7 @@ from vvk_pbx.services.metrics import Metrics
 from vvk_pbx.services.reconciliation import Reconciliation
 from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.referrals import ReferralService
+from vvk_pbx.services.retention import RetentionJob
 from vvk_pbx.storage.access import AccessStore
 from vvk_pbx.storage.audit import AuditLog
 from vvk_pbx.storage.calllog import CallLog, StorageError, default_url
@@ -250,6 +251,14 @@ async def run(
     recovery = asyncio.create_task(follow_up_loop())
     board = asyncio.create_task(feed.run())
     lag = asyncio.create_task(metrics.watch_loop())
+    retention = RetentionJob(
+        settings.retention,
+        store,
+        MessageStore(store.engine),
+        AuditLog(store.engine),
+        ari.delete_recording,
+    )
+    sweeper = asyncio.create_task(retention.run(clock.now))  # one clock for every decision
     try:
         await stop.wait()
     finally:
@@ -259,6 +268,7 @@ async def run(
         await recovery
         board.cancel()
         lag.cancel()
+        sweeper.cancel()
         feed.close()  # the open pages' streams end, so the HTTP server can stop
         for task in background:  # a follow-up waiting for the database: the next run's
             task.cancel()

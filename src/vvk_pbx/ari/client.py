@@ -145,6 +145,12 @@ class AriClient:
         found = await self.request("GET", "recordings/stored")
         return [str(r["name"]) for r in found or [] if isinstance(r, dict) and "name" in r]
 
+    async def delete_recording(self, name: str) -> None:
+        """Delete a stored recording (``DELETE /recordings/stored/{name}``); one that is not
+        there is deleted already."""
+        with contextlib.suppress(AriNotFoundError):
+            await self.request("DELETE", f"recordings/stored/{name}")
+
     async def stored_recording_file(self, name: str) -> bytes:
         """A stored recording's file as it is on disk (``GET /recordings/stored/{name}/file``).
         Raises ``AriNotFoundError``, ``AriHttpError`` or ``AriUnavailableError``."""

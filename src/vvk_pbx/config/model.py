@@ -403,6 +403,18 @@ class Access(Section):
     session_hours: Count = Field(default=10, ge=1, le=24)
 
 
+class Retention(Section):
+    """How long data is kept (S1), in days; a daily job of the controller deletes what is
+    older. ``calls``: call-log rows with their legs (13 months by default, so a month
+    can be compared with the same month a year before); ``voicemail_audio``: the
+    recordings (the ledger's row stays: the caller's callback is a record of its own);
+    ``audit``: the export audit log."""
+
+    calls_days: Count = Field(default=395, ge=31, le=3650)
+    voicemail_audio_days: Count = Field(default=60, ge=7, le=3650)
+    audit_days: Count = Field(default=730, ge=31, le=3650)
+
+
 class Settings(Section):
     """The whole ops config. Build it with ``vvk_pbx.config.load``."""
 
@@ -419,6 +431,7 @@ class Settings(Section):
     staff: tuple[Person, ...] = ()
     referral_reasons: tuple[Reason, ...] = ()
     access: Access = Access()
+    retention: Retention = Retention()
     asterisk: Asterisk
 
     def hours_policy(self) -> HoursPolicy:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -38,6 +38,17 @@ class AuditLog:
                 await connection.execute(insert(export_audit).values(**values))
         except SQLAlchemyError as exc:
             raise StorageError(f"export audit: recording failed: {exc}") from exc
+
+    async def delete_before(self, cutoff: datetime) -> int:
+        """Delete the exports recorded before ``cutoff``; how many. Raises ``StorageError``."""
+        try:
+            async with self.engine.begin() as connection:
+                result = await connection.execute(
+                    delete(export_audit).where(export_audit.c.at < cutoff)
+                )
+        except SQLAlchemyError as exc:
+            raise StorageError(f"export audit: deleting old rows failed: {exc}") from exc
+        return int(result.rowcount or 0)
 
     async def exports(self) -> list[Export]:
         """Every export, oldest first. Raises ``StorageError``."""

@@ -26,7 +26,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, create_engine, event, func, or_, select, tuple_
+from sqlalchemy import Connection, create_engine, delete, event, func, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
@@ -325,6 +325,18 @@ class CallLog:
         query = select(func.count()).select_from(where.select().subquery())
         rows = await self._rows(query, "counting calls")
         return int(rows[0][0])
+
+    async def delete_before(self, cutoff: datetime) -> int:
+        """Delete the calls that arrived before ``cutoff`` (aware), legs first; returns how
+        many calls went (S1, retention). Raises ``StorageError``."""
+        old = select(calls.c.id).where(calls.c.arrived_at < cutoff)
+        try:
+            async with self.engine.begin() as connection:
+                await connection.execute(delete(legs).where(legs.c.call_id.in_(old)))
+                result = await connection.execute(delete(calls).where(calls.c.arrived_at < cutoff))
+        except SQLAlchemyError as exc:
+            raise StorageError(f"call log: deleting old calls failed: {exc}") from exc
+        return int(result.rowcount or 0)
 
     async def legs_of(self, call_id: str) -> list[Leg]:
         return (await self.legs_by_call([call_id])).get(call_id, [])

@@ -71,6 +71,23 @@ class MessageStore:
             called_back_by=values.get("called_back_by"),
         )
 
+    async def forget_recordings(self, before: datetime) -> list[str]:
+        """The recordings of messages left before ``before``, now cut from their rows (the
+        row stays in the ledger, V2); their names, for the audio to be deleted."""
+        query = select(messages.c.recording).where(
+            messages.c.left_at < before, messages.c.recording != ""
+        )
+        try:
+            async with self.engine.begin() as connection:
+                names = [str(r[0]) for r in (await connection.execute(query)).all()]
+                if names:
+                    await connection.execute(
+                        update(messages).where(messages.c.recording.in_(names)).values(recording="")
+                    )
+        except SQLAlchemyError as exc:
+            raise StorageError(f"callback ledger: forgetting old recordings failed: {exc}") from exc
+        return names
+
     async def ledger(self, extensions: list[str] | None = None) -> list[Message]:
         """Every message, deleted ones too (V2), oldest first; only these extensions' if given."""
         query = select(messages)
