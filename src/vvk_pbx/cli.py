@@ -464,6 +464,36 @@ def _progress(total: int, shown: bool) -> Iterator[Callable[[int], None]]:
         yield lambda n: bar.update(task, completed=n)
 
 
+@app.command("report")
+def report(
+    month: Annotated[str, typer.Option(help="The month, e.g. 2026-11.")],
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="Write to FILE, not stdout.")
+    ] = None,
+    config: ConfigOption = None,
+    database: DatabaseOption = None,
+) -> None:
+    """The monthly follow-up (F1): one self-contained HTML page in Swedish, printable."""
+    from vvk_pbx.services.report import ReportError, build, render
+
+    settings = _load_or_exit(config)
+    now = _now(settings)
+
+    async def make(stores: bootstrap.Stores) -> str:
+        try:
+            figures = await build(month, stores.calls, stores.referrals.messages, settings, now)
+        except ReportError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--month") from None
+        return render(figures, settings)
+
+    page = _with_store(database, "report", settings, make, create=False)
+    if out_file is None:
+        sys.stdout.write(page)
+    else:
+        out_file.write_text(page, encoding="utf-8")
+        err.print(f"the report for {month} written to {out_file}", markup=False)
+
+
 @app.command("bench")
 def bench(
     config: ConfigOption = None,

@@ -335,3 +335,24 @@ def _queued() -> routing.Route:
     return routing.route(
         routing.CallKind.INBOUND, "0702", "012319100", OPEN, calendar, settings.numbering()
     )
+
+
+async def test_the_monthly_report_shows_in_chromium_with_nothing_fetched(
+    tab: Tab, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from tests.component.test_report import NOW, SETTINGS, month_of_calls
+    from tests.fakes import MemoryMessages, MemoryStore
+    from vvk_pbx.services.report import build, render
+
+    records, messages = month_of_calls()
+    store, ledger = MemoryStore(), MemoryMessages()
+    store.calls = {r.id: r for r in records}
+    ledger.messages = list(messages)
+    page_html = render(await build("2026-11", store, ledger, SETTINGS, NOW), SETTINGS)
+    requests: list[str] = []
+    tab.page.on("request", lambda request: requests.append(request.url))
+    await tab.page.set_content(page_html)
+    await expect(tab.page.locator("h1")).to_have_text("Uppföljning av telefonin – 2026-11")
+    assert await tab.page.locator("svg.chart").count() == 5
+    assert requests == [], "self-contained: nothing fetched"
+    await tab.screenshot("report")

@@ -78,3 +78,17 @@ async def test_metrics_count_ended_calls_for_a_scraper_with_a_token(rig: Rig) ->
     assert 'vvk_answer_seconds_bucket{le="6.0"} 1.0' in text  # the first ring's boundary
     assert "vvk_answered_within_goal_total 1.0" in text
     assert "vvk_goal_counted_total 2.0" in text
+
+
+async def test_reports_get_the_monthly_report_as_a_page(rig: Rig) -> None:
+    await answered_by_operator(rig, "t1")
+    await rig.recorder.flush()
+    async with api(rig, Role.REPORTS) as client:
+        response = await client.get("/report", params={"month": "2026-11"})
+        assert response.status == 200 and response.content_type == "text/html"
+        page = await response.text()
+        assert "Uppföljning av telefonin – 2026-11" in page and "100 % besvarade" in page
+        response = await client.get("/report", params={"month": "nov"})
+        assert response.status == 422 and "not a month" in (await response.json())["error"]
+    async with api(rig) as client:
+        assert (await client.get("/report", params={"month": "2026-11"})).status == 401

@@ -77,6 +77,7 @@ from vvk_pbx.domain.queue import Presence
 from vvk_pbx.domain.referral import Source
 from vvk_pbx.http import pages
 from vvk_pbx.services import hours_web, views
+from vvk_pbx.services import report as report_service
 from vvk_pbx.services.access import AccessService, LoginError
 from vvk_pbx.services.clock import Clock
 from vvk_pbx.services.export import (
@@ -190,6 +191,7 @@ def make_app(services: Services, health: Callable[[], dict[str, Any]]) -> web.Ap
     app.router.add_get("/calls", _calls)
     app.router.add_get("/calls/export", _export)
     app.router.add_get("/metrics", _metrics)
+    app.router.add_get("/report", _report)
     app.router.add_get("/events", _events)
     app.router.add_get("/tokens", _tokens)
     app.router.add_post("/tokens", _create_token)
@@ -704,6 +706,21 @@ async def _export(request: web.Request) -> web.StreamResponse:
             await response.write(chunk)
     await response.write_eof()
     return response
+
+
+async def _report(request: web.Request) -> web.Response:
+    """``GET /report?month=2026-11`` (operator, reports): the monthly follow-up as a page."""
+    board = request.app[SERVICES]
+    _principal(request, request[PRINCIPAL].reads_everything, "the report is for reports")
+    month = request.query.get("month", "")
+    settings = board.referrals.settings
+    try:
+        figures = await report_service.build(
+            month, board.exports.calls, board.referrals.messages, settings, board.clock.now()
+        )
+    except report_service.ReportError as exc:
+        return _error(422, str(exc))
+    return web.Response(text=report_service.render(figures, settings), content_type="text/html")
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
