@@ -546,6 +546,35 @@ def bench(
         out.print(f"results appended to {markdown_file}", markup=False)
 
 
+@app.command("bench-export")
+def bench_export(
+    config: ConfigOption = None,
+    rows: Annotated[int, typer.Option(min=1000, help="Generated call rows.")] = 1_000_000,
+    runs: Annotated[int, typer.Option(min=1, max=20, help="Runs of each command.")] = 3,
+    markdown_file: Annotated[
+        Path | None,
+        typer.Option("--markdown", help="Append the result to this Markdown file."),
+    ] = None,
+) -> None:
+    """Benchmark: the CSV export against sqlite3 -csv, the XLSX export and the monthly report
+    over ROWS generated calls in SQLite; wall time and peak RSS, median of RUNS."""
+    from vvk_pbx.bench.exports import markdown, run_export_bench
+    from vvk_pbx.bench.run import BenchError
+
+    _load_or_exit(config)
+    started = SystemClock().real()
+    try:
+        timed, description = run_export_bench(rows, runs, config or default_path(), _log)
+    except BenchError as exc:
+        err.print(f"vvk-pbx bench-export: {exc}", markup=False)
+        raise typer.Exit(1) from None
+    out.print(markdown(timed, description, started, runs), markup=False, soft_wrap=True)
+    if markdown_file is not None:
+        with markdown_file.open("a", encoding="utf-8") as handle:
+            handle.write("\n" + markdown(timed, description, started, runs))
+        out.print(f"results appended to {markdown_file}", markup=False)
+
+
 @app.command("bench-feed")
 def bench_feed(
     config: ConfigOption = None,

@@ -9,7 +9,7 @@ import random
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from tests.conftest import SAMPLE_CONFIG, STHLM
 from vvk_pbx.config import load
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.calls import CallRecord, Outcome
+from vvk_pbx.domain.report import mmss
 from vvk_pbx.domain.routing import Action, Route, Step
 from vvk_pbx.domain.voicemail import Message, Status
 from vvk_pbx.services import views
@@ -162,6 +163,13 @@ async def test_every_figure_of_the_report_comes_again_from_the_export(log: CallL
     assert report.abandoned == again["outcomes"]["abandoned"]
     assert report.no_besked == again["outcomes"]["abandoned"] + again["outcomes"]["no_answer"]
     assert report.fallback == again["outcomes"]["fallback"]
+    waits = [
+        (datetime.fromisoformat(r["answered_at"]) - datetime.fromisoformat(r["arrived_at"]))
+        for r in rows
+        if r["answered_at"]
+    ]
+    mean = sum(w.total_seconds() for w in waits) / len(waits)
+    assert f"Genomsnittlig tid till svar {mmss(mean)}" in render(report, SETTINGS)
     # Callbacks, from the ledger's JSON as `vvk-pbx callbacks --json` shows it.
     shown = [views.message_json(m, NOW, STHLM) for m in await ledger.ledger()]
     in_time = sum(1 for m in shown if m["status"] == "called_back" and not m["late"])
@@ -188,3 +196,19 @@ async def test_a_bad_month_is_refused(log: CallLog) -> None:
     for month in ("2026-13", "november", "2026-1", ""):
         with pytest.raises(ReportError):
             await build(month, log, MessageStore(log.engine), SETTINGS, NOW)
+
+
+def test_average_durations_count_real_seconds_across_the_dst_change() -> None:
+    from vvk_pbx.domain.report import average, mmss, month_report
+
+    # 25 Oct 2026: the clocks go back from 03:00 to 02:00. Arrived 02:50 summer time,
+    # answered 02:10 winter time: 20 minutes later, not -40.
+    arrived = datetime(2026, 10, 25, 2, 50, tzinfo=STHLM, fold=0)
+    answered = datetime(2026, 10, 25, 2, 10, tzinfo=STHLM, fold=1)
+    record = CallRecord.arrive("dst", "0701", "012319100", arrived, ROUTE)
+    record = replace(record, answered_at=answered, answered_by="1001", outcome=Outcome.ANSWERED)
+    # (Adding to a local time is wall-clock arithmetic: add in UTC.)
+    record = replace(record, ended_at=answered.astimezone(UTC) + timedelta(seconds=75))
+    report = month_report("2026-10", [record], [], STHLM, NOW, GOAL, ["1001"], {}, {})
+    assert report.answer_s == [1200.0] and mmss(average(report.answer_s)) == "20:00"
+    assert mmss(average(report.talk_s)) == "1:15" and mmss(None) == "–"

@@ -19,6 +19,12 @@ from vvk_pbx.domain.routing import Route, rings, within_goal
 MAX_NUMBER = 64
 
 
+def seconds_between(start: datetime, end: datetime) -> float:
+    """Real seconds from ``start`` to ``end`` (aware). Python subtracts two datetimes of the
+    same zone as wall times: across a DST change that is an hour off. Timestamps are not."""
+    return end.timestamp() - start.timestamp()
+
+
 def display_name(raw: str) -> str:
     """A caller's display name as sent: Asterisk's PJSIP keeps the quoted-pairs of the
     From header's quoted-string (``\\"`` for ``"``, RFC 3261 §25.1; checked on 22.10),
@@ -112,7 +118,7 @@ class CallRecord:
 
     def answered(self, at: datetime, by: str, cycle_ms: int, goal_rings: int) -> CallRecord:
         """A person answered at ``at`` (A2: never a machine). Rings count from arrival (A1)."""
-        seconds = max(0.0, (at - self.arrived_at).total_seconds())
+        seconds = max(0.0, seconds_between(self.arrived_at, at))
         return replace(
             self,
             answered_at=at,

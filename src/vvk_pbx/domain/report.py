@@ -12,6 +12,9 @@ Definitions, each recomputable from the export (``calls export``):
   answered call later in the month (by their number).
 - **callbacks** (V2): messages left in the month; called back by their
   deadline, late, or still open past it at ``now`` (overdue).
+- **average answer time / talk time**: over the answered calls, from arrival
+  to the answer and from the answer to the end, in seconds between aware
+  instants, so a call across a DST change counts its real length.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, tzinfo
 
-from vvk_pbx.domain.calls import CallRecord, Outcome
+from vvk_pbx.domain.calls import CallRecord, Outcome, seconds_between
 from vvk_pbx.domain.voicemail import Message, Status
 
 NO_BESKED = (Outcome.ABANDONED, Outcome.NO_ANSWER)
@@ -80,6 +83,8 @@ class MonthReport:
     no_besked: int = 0
     fallback: int = 0
     callbacks: Callbacks = field(default_factory=Callbacks)
+    answer_s: list[float] = field(default_factory=list, repr=False)
+    talk_s: list[float] = field(default_factory=list, repr=False)
     overdue_by_person: dict[str, int] = field(default_factory=dict)
     overdue_by_unit: dict[str, int] = field(default_factory=dict)
 
@@ -118,6 +123,10 @@ def month_report(
             report.by_unit.setdefault(unit, Share()).add(record)
         if record.rings is not None and record.within_goal is not None:
             rings[min(record.rings, RING_BINS)] += 1
+        if record.answered_at is not None:
+            report.answer_s.append(seconds_between(record.arrived_at, record.answered_at))
+            if record.ended_at is not None:
+                report.talk_s.append(seconds_between(record.answered_at, record.ended_at))
         if record.outcome is Outcome.ABANDONED:
             report.abandoned += 1
             if record.direction == "external":
@@ -133,6 +142,19 @@ def month_report(
     report.rings = {n: rings.get(n, 0) for n in range(1, RING_BINS + 1)}
     _callbacks(report, messages, now, unit_of_extension)
     return report
+
+
+def average(seconds: list[float]) -> float | None:
+    """The mean of durations in seconds, None for none."""
+    return sum(seconds) / len(seconds) if seconds else None
+
+
+def mmss(seconds: float | None) -> str:
+    """``m:ss`` (``75.4`` -> ``1:15``), ``–`` for none; rounded to the second."""
+    if seconds is None:
+        return "–"
+    whole = round(seconds)
+    return f"{whole // 60}:{whole % 60:02d}"
 
 
 def _callbacks(

@@ -15,7 +15,14 @@ from typing import Protocol
 
 from vvk_pbx.config import Settings
 from vvk_pbx.domain.calls import CallRecord
-from vvk_pbx.domain.report import RING_BINS, MonthReport, Share, month_report
+from vvk_pbx.domain.report import (
+    RING_BINS,
+    MonthReport,
+    Share,
+    average,
+    mmss,
+    month_report,
+)
 from vvk_pbx.domain.routing import digits
 from vvk_pbx.domain.voicemail import Message
 from vvk_pbx.storage.calllog import CallQuery
@@ -164,7 +171,9 @@ def render(report: MonthReport, settings: Settings) -> str:
         f"<p>{e(settings.site.name)}. Målet: svar inom {goal} signaler.</p>",
         f'<p class="big">{_pct(report.total.ratio)} besvarade inom {goal} signaler</p>',
         f"<p>{report.total.within} av {report.total.counted} samtal där målet gäller; "
-        f"{report.calls} samtal i allt.</p>",
+        f"{report.calls} samtal i allt. Genomsnittlig tid till svar "
+        f"{mmss(average(report.answer_s))}, genomsnittlig samtalstid "
+        f"{mmss(average(report.talk_s))} (m:ss).</p>",
         "<h2>Per dag</h2>",
         _share_rows(rows_day, GOAL_SHARE),
         "<h2>Per timme</h2>",

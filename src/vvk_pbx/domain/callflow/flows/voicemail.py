@@ -23,7 +23,7 @@ from vvk_pbx.domain.callflow.events import (
 )
 from vvk_pbx.domain.callflow.flows.common import farewell, prompt
 from vvk_pbx.domain.callflow.states import Recording, VoicemailPrompt
-from vvk_pbx.domain.calls import Outcome
+from vvk_pbx.domain.calls import Outcome, seconds_between
 
 
 def start(call: Call, person: str) -> Step:
@@ -60,7 +60,7 @@ def save(
 ) -> Step:
     """The recording ended at ``at`` (Asterisk's time): into the ledger. Its length is
     Asterisk's, or for a caller who hung up the time since the recording began."""
-    length = duration_s if duration_s is not None else (at - state.started_at).total_seconds()
+    length = duration_s if duration_s is not None else seconds_between(state.started_at, at)
     command = SaveMessage(state.person, call.record.caller, state.name, ctx.now, max(0.0, length))
     # The call is a voicemail call whatever the ledger answers: the audio is kept.
     record = replace(call.record, outcome=Outcome.VOICEMAIL)
