@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import IO, Any, Protocol
@@ -105,19 +105,36 @@ def neutralise(cell: str) -> str:
 
 
 def values(record: CallRecord, tz: tzinfo) -> list[str | int | bool | None]:
-    """One call's cells in ``COLUMNS`` order: times ISO 8601 in ``tz``, the trace joined."""
-    row: list[str | int | bool | None] = []
-    for column in COLUMNS:
-        value = getattr(record, column)
-        if isinstance(value, datetime):
-            row.append(value.astimezone(tz).isoformat())
-        elif isinstance(value, Outcome):
-            row.append(value.value)
-        elif isinstance(value, tuple):
-            row.append(" | ".join(value))
-        else:
-            row.append(value)
-    return row
+    """One call's cells in ``COLUMNS`` order: times ISO 8601 in ``tz``, the trace joined.
+    Written out field by field: it runs once per exported row."""
+    r = record
+
+    def local(at: datetime | None) -> str | None:
+        return None if at is None else at.astimezone(tz).isoformat()
+
+    return [
+        r.id,
+        local(r.arrived_at),
+        r.direction,
+        r.caller,
+        r.caller_name,
+        r.called,
+        local(r.ring_started_at),
+        local(r.answered_at),
+        r.answered_by,
+        local(r.ended_at),
+        r.outcome.value,
+        r.rings,
+        r.within_goal,
+        " | ".join(r.trace),
+    ]
+
+
+# The cells that come from outside (the caller, the dialplan, the trace that quotes them):
+# only these can hold a formula; the rest are our own ids, times and words.
+OUTSIDE = tuple(
+    COLUMNS.index(c) for c in ("caller", "caller_name", "called", "answered_by", "trace")
+)
 
 
 class ExportService:
@@ -219,8 +236,12 @@ async def _csv(
     return rows
 
 
-def _neutralised(row: Iterable[str | int | bool | None]) -> list[str | int | bool | None]:
-    return [neutralise(cell) if isinstance(cell, str) else cell for cell in row]
+def _neutralised(row: list[str | int | bool | None]) -> list[str | int | bool | None]:
+    for index in OUTSIDE:
+        cell = row[index]
+        if isinstance(cell, str):
+            row[index] = neutralise(cell)
+    return row
 
 
 async def _jsonl(
