@@ -3,7 +3,7 @@
 The pages are static files in ``http/pages/`` (HTML, one CSS, plain JavaScript,
 no CDN, nothing fetched at run time). They hold no data: everything a page
 shows comes from the authenticated API and the live feed, so serving the files
-themselves needs no login (``PUBLIC_PREFIXES``).
+themselves needs no login (``is_public``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ PAGES = {
     "/phonebook": "phonebook.html",
 }
 STATIC = "/static/"
-PUBLIC_PREFIXES = (STATIC,)
 
 
 def is_public(method: str, path: str) -> bool:

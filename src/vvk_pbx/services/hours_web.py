@@ -92,15 +92,15 @@ def _day_json(schedule: DaySchedule) -> dict[str, Any]:
 
 def fragment(calendar: Calendar, at: datetime) -> str:
     """A ``<div class="vvk-hours">`` for the website: now, the next change, the week."""
-    week = week_json(calendar, at)
-    state = "öppen" if week["open"] else "stängd"
+    status = calendar.status(at)
+    state = "öppen" if status.is_open else "stängd"
     lines = [
         '<div class="vvk-hours" lang="sv">',
-        f"<p><strong>Växeln är {state} nu.</strong> {html.escape(week['reason'])}</p>",
+        f"<p><strong>Växeln är {state} nu.</strong> {html.escape(status.reason)}</p>",
     ]
-    if week["next_change"] is not None:
-        change = datetime.fromisoformat(week["next_change"])
-        verb = "Stänger" if week["open"] else "Öppnar"
+    if status.next_change is not None:
+        change = status.next_change.astimezone(calendar.tz)
+        verb = "Stänger" if status.is_open else "Öppnar"
         when = f"{WEEKDAYS_SV[change.weekday()]} {change:%-d/%-m} kl. {change:%H:%M}"
         lines.append(f"<p>{verb} {html.escape(when)}.</p>")
     lines.append("<table><tbody>")

@@ -93,6 +93,8 @@ class LiveFeed:
         self.lines = lines
         self.call_log = call_log
         self._today_read: float | None = None  # the loop's time of the last read
+        # Built once: the operators' section is made after every event.
+        self.names = dict(referrals.settings.extensions())
         self.referrals = referrals
         self.clock = clock
         self.seq = 0
@@ -134,7 +136,6 @@ class LiveFeed:
 
     def _operators(self) -> list[dict[str, Any]]:
         now = self.clock.now()
-        names = dict(self.referrals.settings.extensions())
         shown = []
         for op in self.controller.queue.operators.values():
             if op.call is None:
@@ -152,7 +153,7 @@ class LiveFeed:
             shown.append(
                 {
                     "extension": op.extension,
-                    "name": names.get(op.extension, ""),
+                    "name": self.names.get(op.extension, ""),
                     "state": state,
                     "presence": op.presence.value,
                     "call": op.call,

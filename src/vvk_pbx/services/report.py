@@ -9,7 +9,6 @@ the page. ``vvk-pbx report --month 2026-11 --out report.html`` and ``GET
 from __future__ import annotations
 
 import html
-from collections.abc import AsyncIterator
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Protocol
 
@@ -25,6 +24,7 @@ from vvk_pbx.domain.report import (
 )
 from vvk_pbx.domain.routing import digits
 from vvk_pbx.domain.voicemail import Message
+from vvk_pbx.services.export import CallSource
 from vvk_pbx.storage.calllog import CallQuery
 
 OUTCOMES_SV = {
@@ -45,12 +45,6 @@ OUTCOMES_SV = {
 
 class ReportError(ValueError):
     """A month the report cannot take (``YYYY-MM``)."""
-
-
-class CallSource(Protocol):
-    def stream_calls(
-        self, where: CallQuery, batch: int = 2000
-    ) -> AsyncIterator[list[CallRecord]]: ...
 
 
 class LedgerPort(Protocol):
