@@ -72,7 +72,7 @@ class Site:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self) -> None:
-        app = make_app(self.rig.services(), lambda: {"ari_connected": True})
+        app = make_app(self.rig.services(), lambda: {"status": "ok", "ari_connected": True})
         self.runner = web.AppRunner(app, shutdown_timeout=0.5)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", self.port, reuse_address=True).start()

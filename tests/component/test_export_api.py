@@ -37,14 +37,14 @@ async def test_reports_download_the_log_as_csv_and_the_export_is_audited(rig: Ri
         rows = list(csv.reader(io.StringIO(text), delimiter=";"))
         assert [row[0] for row in rows[1:]] == ["t1"]
         for params, reason in (
-            ({"format": "pdf"}, "format is one of"),
+            ({"format": "pdf"}, "format: Input should be 'csv', 'csv-sv', 'jsonl' or 'xlsx'"),
             ({"unit": "nope"}, "no unit 'nope'"),
             ({"from": "yesterday"}, "is not a time"),
-            ({"colour": "red"}, "unknown parameter(s): colour"),
+            ({"colour": "red"}, "colour: unknown parameter"),
         ):
             response = await client.get("/calls/export", params=params)
             assert response.status == 422, params
-            assert reason in (await response.json())["error"]
+            assert reason in (await response.json())["message"]
     [export] = rig.audit.exports
     assert (export.who, export.format, export.rows) == ("token:intranet", "csv-sv", 1)
     assert export.filter == {"since": "2026-11-30T00:00:00+01:00", "operator": "1001"}
@@ -89,6 +89,6 @@ async def test_reports_get_the_monthly_report_as_a_page(rig: Rig) -> None:
         page = await response.text()
         assert "Uppföljning av telefonin – 2026-11" in page and "100 % besvarade" in page
         response = await client.get("/report", params={"month": "nov"})
-        assert response.status == 422 and "not a month" in (await response.json())["error"]
+        assert response.status == 422 and "not a month" in (await response.json())["message"]
     async with api(rig) as client:
         assert (await client.get("/report", params={"month": "2026-11"})).status == 401

@@ -106,7 +106,7 @@ async def test_the_feed_is_for_operators_and_reports(rig: Rig) -> None:
         response = await client.get("/events")
         assert (response.status, await response.json()) == (
             403,
-            {"error": "the live feed is for operators"},
+            {"error": "forbidden", "message": "the live feed is for operators", "fields": []},
         )
 
 

@@ -402,7 +402,7 @@ async def test_an_operator_transfers_the_caller_through_the_api(
         caller = await entered_stasis(observer, "0700000032", "the call")
         await observer.wait_for(dial("PJSIP/1001-", "ANSWER"), 10, "the operator answering")
         status, body = await transfer(caller, "1302", None)
-        assert status == 401 and "log in" in body["error"], "S1: no token, no transfer"
+        assert status == 401 and "log in" in body["message"], "S1: no token, no transfer"
         token = operator_token(database)
         status, body = await transfer(caller, "9999", token)
         assert status == 422, body

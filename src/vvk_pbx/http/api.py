@@ -1,56 +1,21 @@
 """The controller's HTTP API: a thin adapter that parses, calls the service and serialises.
 
-Routes (JSON in and out; errors are ``{"error": "<reason>"}`` with a 4xx status).
-Every route but the three public ones needs a person's session (``POST /login``:
-an HttpOnly, SameSite=Strict cookie; a change sends the session's
-``X-CSRF-Token``) or a machine's ``Authorization: Bearer <token>`` (S1): 401
-without, 403 with a role that may not (``domain/access.py``).
+The routes are ``ROUTES`` at the end of this module (the pages' are in ``pages.py``):
+each with who may call it and the pydantic models of its query and body
+(``http/schemas.py``). ``/openapi.json`` is built from the same table
+(``http/openapi.py``), so it describes every route and nothing else.
 
-- public: ``GET /health`` (200 while the ARI events socket is up, else 503),
-  ``GET /hours`` (the switchboard open or closed now, and the next change, H5),
-  ``POST /login`` with ``{"extension": "1101", "pin": "4711"}`` (200 with who
-  and the CSRF token; 401 wrong; 423 locked, as the phone locks).
-- ``POST /logout``; ``GET /me``: who the request is.
-- ``POST /calls/{id}/transfer`` with ``{"to": "<extension>"}`` (operator): a
-  blind transfer of a connected call (A5). 202 when queued; 404 no such call in
-  progress; 409 not connected; 422 a malformed body or an unknown extension.
-- ``GET /referrals``: every referral in force, by extension (R6).
-- ``GET /referrals/{extension}``: that person's referral in force; 404 when the
-  phone is open or the extension is not a staff member's.
-- ``PUT /referrals/{extension}`` with ``{"reason": 2, "until": "2026-12-01T14:30",
-  "from": optional, "note": optional}`` (times without an offset are local):
-  201 with the referral (R2, R3); 404 unknown extension; 422 otherwise. A
-  person may change their own, an operator anyone's.
-- ``DELETE /referrals/{extension}``: open the phone (R4); 200 ``{"cleared": bool}``.
-- ``GET /messages?unit=<id>&overdue=true``: the callback ledger (V2); a person
-  sees only their own.
-- ``POST /messages`` (operator) with ``{"extension", "caller", "name", "note"}``:
-  a message taken for a person, into the ledger with its deadline (V2).
-- ``POST /calls/{id}/answer`` (``next``: the first in line) ``{"operator"?}``,
-  ``POST /calls/{id}/park``, ``POST /calls/{id}/transfer`` with ``"consult": true``,
-  then ``POST /calls/{id}/consult/complete`` or ``.../cancel`` (operator): the
-  console's svara, parkera and koppla med förfrågan; 202, or 404/409/422.
-- ``POST /operators/{ext}/presence`` with ``{"presence": "in"|"paused"|"out"}``.
-- ``GET /directory?q=`` (anyone logged in): the staff directory, searched
-  without regard to case or diacritics; ``GET /reasons``: the referral reasons.
-- ``POST /messages/{id}/called-back``: 200 with the message; 404 unknown. A
-  person marks their own, an operator any.
-- ``GET /calls?since=<time>&until=<time>`` (operator, reports): the call log
-  with legs, as ``vvk-pbx calls list --json``; ``since`` defaults to today's
-  start, local.
-- ``GET /events`` (operator, reports): the live feed as server-sent events
-  (``services/live.py``): ``snapshot`` first, then ``change`` per section;
-  ``cut`` when the page fell behind or the controller stops (reconnect).
-- ``GET /tokens``, ``POST /tokens`` with ``{"name": "intranet", "role":
-  "reports"}`` (201 with the secret, shown once), ``DELETE /tokens/{name}``
-  (admin): the machines' tokens, as ``vvk-pbx tokens``.
+Every route but the public ones needs a person's session (``POST /login``: an
+HttpOnly, SameSite=Strict cookie; a change sends the session's ``X-CSRF-Token``)
+or a machine's ``Authorization: Bearer <token>`` (S1): 401 without, 403 with a role
+that may not (``domain/access.py``), checked before the body is read.
 
-A database that does not answer is 503 with the reason; nothing is half done.
-
-Every change records who made it (``set_by``, ``cleared_by``,
-``called_back_by``: an extension or ``token:<name>``).
-
-Times in answers are ISO 8601 in the site's zone.
+Errors are ``{"error": <stable id>, "message": <text>, "fields": [{"field",
+"message"}]}`` (``schemas.ErrorAnswer``). A database that does not answer is 503;
+nothing is half done. Every change records who made it (``set_by``,
+``cleared_by``, ``called_back_by``: an extension or ``token:<name>``). Times in
+answers are ISO 8601 in the site's zone; times asked for without an offset are
+local.
 """
 
 from __future__ import annotations
@@ -64,24 +29,27 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from aiohttp import web
 from prometheus_client.aiohttp import make_aiohttp_handler
+from pydantic import BaseModel, ValidationError
 
+from vvk_pbx import __version__
 from vvk_pbx.domain.access import Principal, token_role
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.domain.callflow.flows.transfer import TransferError
 from vvk_pbx.domain.calls import CallRecord, Leg
 from vvk_pbx.domain.queue import Presence
 from vvk_pbx.domain.referral import Source
-from vvk_pbx.http import pages
+from vvk_pbx.http import openapi, pages, schemas
+from vvk_pbx.http.openapi import Route, Who
+from vvk_pbx.http.schemas import ErrorId, Strict
 from vvk_pbx.services import hours_web, views
 from vvk_pbx.services import report as report_service
 from vvk_pbx.services.access import AccessService, LoginError
 from vvk_pbx.services.clock import Clock
 from vvk_pbx.services.export import (
-    FORMATS,
     MEDIA_TYPES,
     ExportError,
     ExportService,
@@ -144,67 +112,86 @@ class Services:
 HEALTH: web.AppKey[Callable[[], dict[str, Any]]] = web.AppKey("health")
 SERVICES: web.AppKey[Services] = web.AppKey("services")
 METRICS_HANDLER: web.AppKey[Any] = web.AppKey("metrics_handler")
+DOCUMENT: web.AppKey[bytes] = web.AppKey("openapi_document")
 PRINCIPAL: web.RequestKey[Principal] = web.RequestKey("principal")
+BODY: web.RequestKey[BaseModel] = web.RequestKey("body")
+QUERY: web.RequestKey[BaseModel] = web.RequestKey("query")
 COOKIE = "vvk_session"
 EXPORT_FILTERS = ("direction", "unit", "operator", "outcome")
-PUBLIC = {
-    ("GET", "/health"),
-    ("GET", "/hours"),
-    ("GET", "/hours.ics"),
-    ("GET", "/hours.html"),
-    ("POST", "/login"),
-}
 HOURS_MAX_AGE_S = 60
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+M = TypeVar("M", bound=BaseModel)
 
 
 def make_app(services: Services, health: Callable[[], dict[str, Any]]) -> web.Application:
-    """The aiohttp application. ``health()`` returns the body of ``/health``; its
-    ``ari_connected`` decides 200 or 503."""
+    """The aiohttp application: the routes of ``ROUTES`` and the pages, each bound to its
+    request models (``_bound``), and ``/openapi.json`` describing exactly those.
+    ``health()`` returns the body of ``/health``; its ``ari_connected`` decides 200 or 503."""
     app = web.Application(client_max_size=64 * 1024, middlewares=[_json_errors, _authenticated])
     app[HEALTH] = health
     app[SERVICES] = services
     if services.metrics is not None:
         app[METRICS_HANDLER] = make_aiohttp_handler(services.metrics.registry)
-    app.router.add_get("/health", _health)
-    app.router.add_get("/hours", _hours)
-    app.router.add_get("/hours.ics", _hours_ics)
-    app.router.add_get("/hours.html", _hours_html)
-    app.router.add_post("/login", _login)
-    app.router.add_post("/logout", _logout)
-    app.router.add_get("/me", _me)
-    app.router.add_post("/calls/{call_id}/transfer", _transfer)
-    app.router.add_post("/calls/{call_id}/answer", _answer)
-    app.router.add_post("/calls/{call_id}/park", _park)
-    app.router.add_post("/calls/{call_id}/consult/complete", _consult_complete)
-    app.router.add_post("/calls/{call_id}/consult/cancel", _consult_cancel)
-    app.router.add_post("/operators/{extension}/presence", _presence)
-    app.router.add_get("/directory", _directory)
-    app.router.add_get("/reasons", _reasons)
-    app.router.add_get("/referrals", _referrals)
-    app.router.add_get("/referrals/{extension}", _referral)
-    app.router.add_put("/referrals/{extension}", _set_referral)
-    app.router.add_delete("/referrals/{extension}", _clear_referral)
-    app.router.add_get("/messages", _messages)
-    app.router.add_post("/messages", _take_message)
-    app.router.add_post("/messages/{message_id}/called-back", _called_back)
-    app.router.add_get("/calls", _calls)
-    app.router.add_get("/calls/export", _export)
-    app.router.add_get("/metrics", _metrics)
-    app.router.add_get("/report", _report)
-    app.router.add_get("/events", _events)
-    app.router.add_get("/tokens", _tokens)
-    app.router.add_post("/tokens", _create_token)
-    app.router.add_delete("/tokens/{name}", _revoke_token)
-    pages.add_pages(app)
+    every = all_routes()
+    app[DOCUMENT] = json.dumps(openapi.document(every, __version__), ensure_ascii=False).encode()
+    for route in every:
+        app.router.add_route(route.method, route.path, _bound(route))
     return app
+
+
+def all_routes() -> list[Route]:
+    """Every route the app serves: the API's and the pages'."""
+    return [*ROUTES, *pages.ROUTES]
+
+
+class ApiError(Exception):
+    """An answer other than success: the HTTP ``status``, the stable ``error`` id
+    (``schemas.ERROR_IDS``), a sentence for a person and the fields at fault."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        error: ErrorId | None = None,
+        fields: list[dict[str, str]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error: ErrorId = error or _id_of(status)
+        self.fields = fields or []
+
+    @classmethod
+    def of_value(cls, field: str, reason: str, status: int = 422) -> ApiError:
+        """A value the rules refuse, naming its field (``ReferralError``, ``ExportError``)."""
+        error: ErrorId = "not_found" if status == 404 else "invalid_value"
+        return cls(status, reason, error, [{"field": field, "message": reason}])
+
+
+def _id_of(status: int) -> ErrorId:
+    ids: dict[int, ErrorId] = {
+        400: "bad_request",
+        401: "unauthenticated",
+        403: "forbidden",
+        404: "not_found",
+        405: "method_not_allowed",
+        409: "conflict",
+        413: "too_large",
+        422: "invalid_value",
+        423: "locked",
+        503: "database_unavailable",
+    }
+    return ids.get(status, "internal")
 
 
 @web.middleware
 async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse:
-    """Every error as ``{"error": ...}``: aiohttp's own (404, 405, 413) and unexpected ones."""
+    """Every error as ``ErrorAnswer`` JSON: ours (``ApiError``), aiohttp's own (404, 405,
+    413) and unexpected ones (500, logged with the traceback)."""
     try:
         response: web.StreamResponse = await handler(request)
+    except ApiError as exc:
+        return _error(exc.status, exc.message, exc.error, exc.fields)
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -218,22 +205,21 @@ async def _json_errors(request: web.Request, handler: Any) -> web.StreamResponse
     return response
 
 
-def _error(status: int, reason: str) -> web.Response:
-    return web.json_response({"error": reason}, status=status)
-
-
-class Forbidden(web.HTTPForbidden):
-    """403 with the reason, as JSON (``_json_errors``)."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason=reason)
+def _error(
+    status: int,
+    message: str,
+    error: ErrorId | None = None,
+    fields: list[dict[str, str]] | None = None,
+) -> web.Response:
+    body = {"error": error or _id_of(status), "message": message, "fields": fields or []}
+    return web.json_response(body, status=status)
 
 
 @web.middleware
 async def _authenticated(request: web.Request, handler: Any) -> web.StreamResponse:
     """Who the request is (S1): a session cookie or a bearer token, or 401. A change made
     with a cookie must carry the session's CSRF token (the cookie is SameSite=Strict
-    too): a page of another site cannot make one."""
+    too): a page of another site cannot make one. Public routes pass as they are."""
     if (request.method, request.path) in PUBLIC or pages.is_public(request.method, request.path):
         response: web.StreamResponse = await handler(request)
         return response
@@ -247,7 +233,9 @@ async def _authenticated(request: web.Request, handler: Any) -> web.StreamRespon
         if principal is not None and request.method not in SAFE_METHODS:
             sent = request.headers.get("X-CSRF-Token", "")
             if principal.csrf is None or not secrets.compare_digest(sent, principal.csrf):
-                return _error(403, "a change from the browser needs its X-CSRF-Token")
+                return _error(
+                    403, "a change from the browser needs its X-CSRF-Token", "csrf_missing"
+                )
     if principal is None:
         return _error(401, "log in (POST /login) or send Authorization: Bearer <token>")
     request[PRINCIPAL] = principal
@@ -255,22 +243,98 @@ async def _authenticated(request: web.Request, handler: Any) -> web.StreamRespon
     return response
 
 
-def _principal(request: web.Request, allowed: bool = True, what: str = "") -> Principal:
-    """The request's principal; raises 403 (``what`` says why) unless ``allowed``.
-    Checked before the body is read: one who may not gets 403, never a 422 that
-    tells how the body would have been taken."""
-    if not allowed:
-        raise Forbidden(what or "your role may not do this")
-    return request[PRINCIPAL]
+def _may(who: Who, principal: Principal, request: web.Request) -> bool:
+    """Whether ``principal`` may call a route for ``who`` (``domain/access.py``)."""
+    if who is Who.OPERATOR:
+        return principal.operates
+    if who is Who.READER:
+        return principal.reads_everything
+    if who is Who.ADMIN:
+        return principal.administers
+    if who is Who.OWN_OR_OPERATOR:
+        return principal.may_change_referral(request.match_info["extension"])
+    return True
+
+
+def _bound(route: Route) -> openapi.Handler:
+    """``route.handler`` behind its checks, in this order: the role (403: one who may not
+    never learns from a 422 how the body would have been taken), then the query string
+    and the body against the route's models (422 with the fields)."""
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        if route.who is not Who.PUBLIC and not _may(route.who, request[PRINCIPAL], request):
+            raise ApiError(403, route.refusal)
+        if route.query is not None:
+            values = {key: request.query.getone(key) for key in request.query}
+            request[QUERY] = _validated(route.query, values, "invalid_query")
+        if route.body is not None:
+            request[BODY] = await _read_body(request, route.body, route.body_required)
+        return await route.handler(request)
+
+    return handle
+
+
+async def _read_body(request: web.Request, model: type[Strict], required: bool) -> BaseModel:
+    """The body parsed and validated by ``model`` in one step (pydantic's JSON parser:
+    a body nested thousands deep is an error, not a crash). Raises ``ApiError`` 422
+    (``invalid_json`` or ``invalid_body``) or 413 (aiohttp's limit)."""
+    raw = await request.read()
+    if not raw.strip() and not required:
+        return model()
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = exc.errors(include_url=False)
+        if any(not p["loc"] for p in problems):  # not JSON, or JSON but not an object
+            raise ApiError(422, model.expected, "invalid_json") from None
+        raise _invalid(model, problems, "invalid_body") from None
+
+
+def _validated(model: type[M], values: dict[str, str], error: ErrorId) -> M:
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        expected: str = getattr(model, "expected", "the request")
+        raise _invalid(model, exc.errors(include_url=False), error, expected) from None
+
+
+def _invalid(
+    model: type[BaseModel], problems: Any, error: ErrorId, expected: str | None = None
+) -> ApiError:
+    fields = []
+    for problem in problems:
+        name = ".".join(str(part) for part in problem["loc"])
+        if problem["type"] == "extra_forbidden":
+            said = "unknown parameter" if error == "invalid_query" else "unknown field"
+        else:
+            said = problem["msg"]
+        fields.append({"field": name, "message": said})
+    said = "; ".join(f"{f['field']}: {f['message']}" for f in fields)
+    return ApiError(422, f"{expected or getattr(model, 'expected', '')}; {said}", error, fields)
+
+
+def _body(request: web.Request, model: type[M]) -> M:
+    """The validated body of this request's route; ``model`` must be the route's."""
+    body = request[BODY]
+    if not isinstance(body, model):
+        raise TypeError(f"the route validates {type(body).__name__}, not {model.__name__}")
+    return body
+
+
+def _query(request: web.Request, model: type[M]) -> M:
+    """The validated query string of this request's route; ``model`` must be the route's."""
+    query = request[QUERY]
+    if not isinstance(query, model):
+        raise TypeError(f"the route validates {type(query).__name__}, not {model.__name__}")
+    return query
 
 
 def _hours_at(request: web.Request) -> datetime:
     """``?at=`` (local without an offset), else now: the instant the hours are asked for.
-    Raises ``ReferralError``."""
+    Raises ``ApiError``."""
     services = request.app[SERVICES]
-    if "at" not in request.query:
-        return services.clock.now()
-    return _instant(services, request.query["at"], "at", whole_days=True)
+    at = _query(request, schemas.HoursQuery).at
+    return services.clock.now() if at is None else _instant(services, at, "at", whole_days=True)
 
 
 def _cached(request: web.Request, body: bytes, content_type: str) -> web.Response:
@@ -285,11 +349,7 @@ def _cached(request: web.Request, body: bytes, content_type: str) -> web.Respons
 
 async def _hours(request: web.Request) -> web.Response:
     """Public (H5): open or closed now (or ``?at=``), why, the next change, the week ahead."""
-    try:
-        at = _hours_at(request)
-    except ReferralError as exc:
-        return _error(422, exc.reason)
-    week = hours_web.week_json(request.app[SERVICES].calendar, at)
+    week = hours_web.week_json(request.app[SERVICES].calendar, _hours_at(request))
     body = json.dumps(week, ensure_ascii=False).encode()
     return _cached(request, body, "application/json")
 
@@ -303,26 +363,23 @@ async def _hours_ics(request: web.Request) -> web.Response:
 
 async def _hours_html(request: web.Request) -> web.Response:
     """Public (H5): the same as a small HTML fragment to embed in the website."""
-    try:
-        at = _hours_at(request)
-    except ReferralError as exc:
-        return _error(422, exc.reason)
-    body = hours_web.fragment(request.app[SERVICES].calendar, at).encode()
+    body = hours_web.fragment(request.app[SERVICES].calendar, _hours_at(request)).encode()
     return _cached(request, body, "text/html")
+
+
+async def _openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[DOCUMENT], content_type="application/json")
 
 
 async def _login(request: web.Request) -> web.Response:
     services = request.app[SERVICES]
-    body = await _json_object(request, 'the body must be {"extension": "...", "pin": "..."}')
-    if isinstance(body, web.Response):
-        return body
-    extension, pin = body.get("extension"), body.get("pin")
-    if not isinstance(extension, str) or not isinstance(pin, str):
-        return _error(422, 'the body must be {"extension": "...", "pin": "..."} as strings')
+    body = _body(request, schemas.LoginBody)
     try:
-        login = await services.access.login(extension, pin, services.clock.now())
+        login = await services.access.login(body.extension, body.pin, services.clock.now())
     except LoginError as exc:
-        return _error(exc.status, exc.reason)
+        raise ApiError(
+            exc.status, exc.reason, "login_failed" if exc.status == 401 else None
+        ) from None
     response = web.json_response(_me_json(services, login.principal))
     response.set_cookie(
         COOKIE,
@@ -363,67 +420,54 @@ async def _health(request: web.Request) -> web.Response:
     return web.json_response(body, status=200 if body.get("ari_connected") else 503)
 
 
+def _refused(exc: TransferError | QueueError) -> ApiError:
+    return ApiError(exc.status, exc.reason)
+
+
 async def _transfer(request: web.Request) -> web.Response:
     call_id = request.match_info["call_id"]
-    principal = _principal(request, request[PRINCIPAL].operates, "only an operator transfers calls")
-    body = await _json_object(request, 'the body must be a JSON object: {"to": "<extension>"}')
-    if isinstance(body, web.Response):
-        return body
-    to, consult = body.get("to"), body.get("consult", False)
-    if not isinstance(to, str) or not to:
-        return _error(422, 'the body must be {"to": "<extension>"} with the extension as a string')
-    if not isinstance(consult, bool):
-        return _error(422, "consult must be true or false")
-    extra = sorted(set(body) - {"to", "consult"})
-    if extra:
-        return _error(422, f"unknown field(s): {', '.join(extra)}; only 'to' and 'consult'")
-    calls = request.app[SERVICES].calls
+    body = _body(request, schemas.TransferBody)
+    calls, by = request.app[SERVICES].calls, request[PRINCIPAL].name
     try:
-        if consult:
-            calls.request_consult(call_id, to, principal.name)
+        if body.consult:
+            calls.request_consult(call_id, body.to, by)
         else:
-            calls.request_transfer(call_id, to, principal.name)
+            calls.request_transfer(call_id, body.to, by)
     except TransferError as exc:
-        return _error(exc.status, exc.reason)
-    status = "consulting" if consult else "transferring"
-    return web.json_response({"call": call_id, "to": to, "status": status}, status=202)
-
-
-def _operating(request: web.Request, what: str) -> Principal:
-    return _principal(request, request[PRINCIPAL].operates, f"only an operator {what}")
+        raise _refused(exc) from None
+    status = "consulting" if body.consult else "transferring"
+    return web.json_response({"call": call_id, "to": body.to, "status": status}, status=202)
 
 
 async def _answer(request: web.Request) -> web.Response:
     """``POST /calls/{id}/answer`` (``next``: the first in line), optionally with
     ``{"operator": "1001"}``; a logged-in operator answers on their own phone."""
-    principal = _operating(request, "answers calls from the queue")
-    body = await _json_object(request) if request.can_read_body else {}
-    if isinstance(body, web.Response):
-        return body
-    operator = body.get("operator", principal.extension)
-    if not isinstance(operator, str) or not operator:
-        return _error(422, 'say whose phone answers: {"operator": "<extension>"}')
-    if set(body) - {"operator"}:
-        return _error(422, "only 'operator' is accepted")
+    operator = _body(request, schemas.AnswerBody).operator or request[PRINCIPAL].extension
+    if not operator:
+        raise ApiError(
+            422,
+            'say whose phone answers: {"operator": "<extension>"}',
+            "invalid_body",
+            [{"field": "operator", "message": "a token has no phone of its own"}],
+        )
     wanted = request.match_info["call_id"]
     try:
         call_id = request.app[SERVICES].calls.request_answer(
             None if wanted == "next" else wanted, operator
         )
     except (TransferError, QueueError) as exc:
-        return _error(exc.status, exc.reason)
+        raise _refused(exc) from None
     return web.json_response(
         {"call": call_id, "operator": operator, "status": "ringing"}, status=202
     )
 
 
 async def _park(request: web.Request) -> web.Response:
-    principal = _operating(request, "parks calls")
     call_id = request.match_info["call_id"]
     try:
-        request.app[SERVICES].calls.request_park(call_id, principal.name)
+        request.app[SERVICES].calls.request_park(call_id, request[PRINCIPAL].name)
     except TransferError as exc:
-        return _error(exc.status, exc.reason)
+        raise _refused(exc) from None
     return web.json_response({"call": call_id, "status": "parked"}, status=202)
 
 
@@ -436,12 +480,11 @@ async def _consult_cancel(request: web.Request) -> web.Response:
 
 
 async def _consult_end(request: web.Request, complete: bool) -> web.Response:
-    principal = _operating(request, "transfers calls")
     call_id = request.match_info["call_id"]
     try:
-        request.app[SERVICES].calls.request_consult_end(call_id, complete, principal.name)
+        request.app[SERVICES].calls.request_consult_end(call_id, complete, request[PRINCIPAL].name)
     except TransferError as exc:
-        return _error(exc.status, exc.reason)
+        raise _refused(exc) from None
     status = "completing" if complete else "taking back"
     return web.json_response({"call": call_id, "status": status}, status=202)
 
@@ -450,20 +493,11 @@ async def _presence(request: web.Request) -> web.Response:
     """``{"presence": "in" | "paused" | "out"}``: an operator's state, set by any operator
     (one who went home logged in is logged out by a colleague)."""
     extension = request.match_info["extension"]
-    _operating(request, "sets an operator's state")
-    body = await _json_object(request, 'the body must be {"presence": "in" | "paused" | "out"}')
-    if isinstance(body, web.Response):
-        return body
-    try:
-        presence = Presence(str(body.get("presence")))
-    except ValueError:
-        return _error(422, 'presence must be "in", "paused" or "out"')
-    if set(body) - {"presence"}:
-        return _error(422, "only 'presence' is accepted")
+    presence = _body(request, schemas.PresenceBody).presence
     try:
         request.app[SERVICES].calls.set_presence(extension, presence)
     except QueueError as exc:
-        return _error(exc.status, exc.reason)
+        raise _refused(exc) from None
     return web.json_response({"extension": extension, "presence": presence.value})
 
 
@@ -471,7 +505,7 @@ async def _directory(request: web.Request) -> web.Response:
     """The staff directory (D1), ``?q=`` searching name, unit, title or extension while
     ignoring case and diacritics ("asa" finds "Åsa")."""
     board = request.app[SERVICES]
-    found = views.directory(board.referrals.settings, request.query.get("q", ""))
+    found = views.directory(board.referrals.settings, _query(request, schemas.DirectoryQuery).q)
     return web.json_response(found)
 
 
@@ -483,31 +517,17 @@ async def _reasons(request: web.Request) -> web.Response:
     )
 
 
-async def _json_object(
-    request: web.Request, reason: str = "the body must be a JSON object"
-) -> dict[str, Any] | web.Response:
-    """The body as a JSON object, or a 422 saying what is expected."""
-    try:
-        body = await request.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-        # RecursionError: a body nested thousands of levels deep.
-        return _error(422, reason)
-    if not isinstance(body, dict):
-        return _error(422, reason)
-    return body
-
-
-def _instant(board: Services, value: object, field: str, whole_days: bool = False) -> datetime:
+def _instant(board: Services, value: str, field: str, whole_days: bool = False) -> datetime:
     """An ISO 8601 time; without an offset, local. A date alone (midnight) only where
-    ``whole_days`` (a period's bounds): nobody is back at 00:00. Raises ``ReferralError``."""
-    if not isinstance(value, str):
-        raise ReferralError(field, f"{field} must be a time like 2026-12-01T14:30")
+    ``whole_days`` (a period's bounds): nobody is back at 00:00. Raises ``ApiError``."""
     try:
         at = datetime.fromisoformat(value)
+        if not whole_days:
+            require_time_of_day(value, field)
+    except ReferralError as exc:  # before ValueError, which it is
+        raise ApiError.of_value(field, exc.reason) from None
     except ValueError:
-        raise ReferralError(field, f"{value!r} is not a time like 2026-12-01T14:30") from None
-    if not whole_days:
-        require_time_of_day(value, field)
+        raise ApiError.of_value(field, f"{value!r} is not a time like 2026-12-01T14:30") from None
     return at if at.tzinfo is not None else at.replace(tzinfo=board.tz)
 
 
@@ -523,73 +543,52 @@ async def _referral(request: web.Request) -> web.Response:
     board = request.app[SERVICES]
     extension = request.match_info["extension"]
     if extension not in board.referrals.staff:
-        return _error(404, f"{extension} is not a staff extension")
+        raise ApiError(404, f"{extension} is not a staff extension")
     found = await board.referrals.in_force_now(board.clock.now())
     if extension not in found:
-        return _error(404, f"{extension} has no referral in force: the phone is open")
+        raise ApiError(404, f"{extension} has no referral in force: the phone is open")
     return web.json_response(views.referral_json(board.referrals, found[extension]))
 
 
 async def _set_referral(request: web.Request) -> web.Response:
     board = request.app[SERVICES]
     extension = request.match_info["extension"]
-    principal = request[PRINCIPAL]
-    _principal(
-        request,
-        principal.may_change_referral(extension),
-        "a person changes their own referral only; an operator anyone's",
-    )
-    body = await _json_object(request)
-    if isinstance(body, web.Response):
-        return body
-    extra = sorted(set(body) - {"reason", "until", "from", "note"})
-    if extra:
-        return _error(422, f"unknown field(s): {', '.join(extra)}")
+    body = _body(request, schemas.ReferralBody)
+    now = board.clock.now()
+    start = _instant(board, body.start, "from") if body.start is not None else now
+    end = _instant(board, body.until, "until")
     try:
-        reason = body.get("reason")
-        if not isinstance(reason, int) or isinstance(reason, bool):
-            raise ReferralError("reason", "reason must be a reason code (a whole number)")
-        note = body.get("note")
-        if note is not None and not isinstance(note, str):
-            raise ReferralError("note", "note must be text")
-        now = board.clock.now()
-        start = _instant(board, body["from"], "from") if "from" in body else now
-        end = _instant(board, body.get("until"), "until")
         referral = await board.referrals.set_referral(
-            extension, reason, start, end, principal.name, Source.API, note
+            extension, body.reason, start, end, request[PRINCIPAL].name, Source.API, body.note
         )
     except ReferralError as exc:
-        return _error(404 if exc.field == "extension" else 422, exc.reason)
+        raise ApiError.of_value(
+            exc.field, exc.reason, 404 if exc.field == "extension" else 422
+        ) from None
     return web.json_response(views.referral_json(board.referrals, referral), status=201)
 
 
 async def _clear_referral(request: web.Request) -> web.Response:
     board = request.app[SERVICES]
     extension = request.match_info["extension"]
-    principal = request[PRINCIPAL]
-    _principal(
-        request,
-        principal.may_change_referral(extension),
-        "a person clears their own referral only; an operator anyone's",
-    )
     try:
-        cleared = await board.referrals.clear_referral(extension, board.clock.now(), principal.name)
+        cleared = await board.referrals.clear_referral(
+            extension, board.clock.now(), request[PRINCIPAL].name
+        )
     except ReferralError as exc:
-        return _error(404, exc.reason)
+        raise ApiError(404, exc.reason) from None
     return web.json_response({"cleared": cleared is not None})
 
 
 async def _messages(request: web.Request) -> web.Response:
     board = request.app[SERVICES]
-    overdue = request.query.get("overdue", "false")
-    if overdue not in ("true", "false"):
-        return _error(422, "overdue must be true or false")
+    query = _query(request, schemas.MessagesQuery)
     now = board.clock.now()
     principal = request[PRINCIPAL]
     try:
-        found = await board.referrals.ledger(now, request.query.get("unit"), overdue == "true")
+        found = await board.referrals.ledger(now, query.unit, query.overdue == "true")
     except ReferralError as exc:
-        return _error(422, exc.reason)
+        raise ApiError.of_value(exc.field, exc.reason) from None
     if not principal.reads_everything:  # a person: their own messages only
         found = [m for m in found if m.extension == principal.extension]
     return web.json_response([views.message_json(m, now, board.tz) for m in found])
@@ -600,32 +599,20 @@ async def _take_message(request: web.Request) -> web.Response:
     "name": optional, "note": optional, "call": optional call id}`` -> 201 with the
     ledger entry, its deadline 2 working days on (V2) and who took it (S1)."""
     board = request.app[SERVICES]
-    principal = _operating(request, "takes messages for others")
-    body = await _json_object(request)
-    if isinstance(body, web.Response):
-        return body
-    extra = sorted(set(body) - {"extension", "caller", "name", "note", "call"})
-    if extra:
-        return _error(422, f"unknown field(s): {', '.join(extra)}")
-    fields = {key: body.get(key, "") for key in ("extension", "caller", "name", "note")}
-    call = body.get("call")
-    if not all(isinstance(value, str) for value in fields.values()) or not isinstance(
-        call, str | None
-    ):
-        return _error(422, "extension, caller, name, note and call must be text")
+    body = _body(request, schemas.MessageBody)
     try:
         message = await board.referrals.message_taken(
-            fields["extension"],
-            fields["caller"],
-            fields["name"],
-            fields["note"],
-            principal.name,
+            body.extension,
+            body.caller,
+            body.name,
+            body.note,
+            request[PRINCIPAL].name,
             board.clock.now(),
-            call,
+            body.call,
         )
     except ReferralError as exc:
-        unknown = exc.field == "extension" and bool(fields["extension"])
-        return _error(404 if unknown else 422, exc.reason)
+        unknown = exc.field == "extension" and bool(body.extension)
+        raise ApiError.of_value(exc.field, exc.reason, 404 if unknown else 422) from None
     return web.json_response(views.message_json(message, board.clock.now(), board.tz), status=201)
 
 
@@ -636,29 +623,24 @@ async def _called_back(request: web.Request) -> web.Response:
     principal = request[PRINCIPAL]
     found = await board.referrals.message(message_id)
     if found is None:
-        return _error(404, f"no message {message_id}")
-    _principal(request, principal.may_mark(found.extension), "you may mark your own messages only")
+        raise ApiError(404, f"no message {message_id}")
+    if not principal.may_mark(found.extension):
+        raise ApiError(403, "you may mark your own messages only")
     message = await board.referrals.called_back(message_id, now, principal.name)
     if message is None:
-        return _error(404, f"no message {message_id}")
+        raise ApiError(404, f"no message {message_id}")
     return web.json_response(views.message_json(message, now, board.tz))
 
 
 async def _calls(request: web.Request) -> web.Response:
     board = request.app[SERVICES]
-    _principal(
-        request, request[PRINCIPAL].reads_everything, "the call log is for operators and reports"
-    )
     # The call log is on Asterisk's timeline (A1): today is the real one, whatever the
     # controller's --clock says.
     today = board.clock.real().astimezone(board.tz).replace(hour=0, minute=0, second=0)
     today = today.replace(microsecond=0)
-    query = request.query
-    try:
-        since = _instant(board, query["since"], "since", True) if "since" in query else today
-        until = _instant(board, query["until"], "until", True) if "until" in query else None
-    except ReferralError as exc:
-        return _error(422, exc.reason)
+    query = _query(request, schemas.CallsQuery)
+    since = _instant(board, query.since, "since", True) if query.since is not None else today
+    until = _instant(board, query.until, "until", True) if query.until is not None else None
     records = await board.call_log.list_calls(since, until)
     legs = await board.call_log.legs_by_call([r.id for r in records])
     return web.json_response([views.call_json(r, board.tz, legs.get(r.id, [])) for r in records])
@@ -669,30 +651,25 @@ async def _export(request: web.Request) -> web.StreamResponse:
     &outcome=`` (operator, reports): the call log streamed as a download (F1); the
     export is in the audit log with who asked (S1). 422 for a bad filter."""
     board = request.app[SERVICES]
-    principal = _principal(
-        request, request[PRINCIPAL].reads_everything, "the call log is for operators and reports"
-    )
-    query = request.query
-    extra = sorted(set(query) - {"format", "from", "to", *EXPORT_FILTERS})
-    if extra:
-        return _error(422, f"unknown parameter(s): {', '.join(extra)}")
-    fmt = query.get("format", "csv")
+    query = _query(request, schemas.ExportQuery)
     try:
         wanted = Filter(
-            _instant(board, query["from"], "from", True) if "from" in query else None,
-            _instant(board, query["to"], "to", True) if "to" in query else None,
-            **{key: query[key] for key in EXPORT_FILTERS if key in query},
+            _instant(board, query.start, "from", True) if query.start is not None else None,
+            _instant(board, query.to, "to", True) if query.to is not None else None,
+            **{
+                key: getattr(query, key)
+                for key in EXPORT_FILTERS
+                if getattr(query, key) is not None
+            },
         )
-        if fmt not in FORMATS:
-            raise ExportError("format", f"format is one of {', '.join(FORMATS)}")
         board.exports.query(wanted)  # a bad filter is a 422 before the download starts
-    except (ExportError, ReferralError) as exc:
-        return _error(422, exc.reason)
+    except ExportError as exc:
+        raise ApiError.of_value(exc.field, exc.reason) from None
     now = board.clock.now()
     response = web.StreamResponse(
         headers={
-            "Content-Type": MEDIA_TYPES[fmt],
-            "Content-Disposition": f'attachment; filename="{default_name(fmt, now)}"',
+            "Content-Type": MEDIA_TYPES[query.format],
+            "Content-Disposition": f'attachment; filename="{default_name(query.format, now)}"',
             "Cache-Control": "no-store",
         }
     )
@@ -700,7 +677,7 @@ async def _export(request: web.Request) -> web.StreamResponse:
     # The rows go to a spooled file and out in chunks: the store's pages are read on
     # the loop, and a slow client never holds a database connection.
     with tempfile.TemporaryFile() as spool:
-        await board.exports.export(wanted, fmt, spool, principal.name, now)
+        await board.exports.export(wanted, query.format, spool, request[PRINCIPAL].name, now)
         spool.seek(0)
         while chunk := spool.read(64 * 1024):
             await response.write(chunk)
@@ -711,70 +688,51 @@ async def _export(request: web.Request) -> web.StreamResponse:
 async def _report(request: web.Request) -> web.Response:
     """``GET /report?month=2026-11`` (operator, reports): the monthly follow-up as a page."""
     board = request.app[SERVICES]
-    _principal(request, request[PRINCIPAL].reads_everything, "the report is for reports")
-    month = request.query.get("month", "")
+    month = _query(request, schemas.ReportQuery).month
     settings = board.referrals.settings
     try:
         figures = await report_service.build(
             month, board.exports.calls, board.referrals.messages, settings, board.clock.now()
         )
     except report_service.ReportError as exc:
-        return _error(422, str(exc))
+        raise ApiError.of_value("month", str(exc)) from None
     return web.Response(text=report_service.render(figures, settings), content_type="text/html")
 
 
 async def _metrics(request: web.Request) -> web.StreamResponse:
     """Prometheus's text format (operator, reports: a scraper sends a reports token),
     served by prometheus-client's own aiohttp handler over the controller's registry."""
-    _principal(
-        request, request[PRINCIPAL].reads_everything, "metrics are for operators and reports"
-    )
     handler = request.app.get(METRICS_HANDLER)
     if handler is None:
-        return _error(404, "no metrics in this process")
+        raise ApiError(404, "no metrics in this process")
     response: web.StreamResponse = await handler(request)
     return response
 
 
-def _admin(request: web.Request) -> Principal:
-    return _principal(request, request[PRINCIPAL].administers, "only an admin manages tokens")
-
-
 async def _tokens(request: web.Request) -> web.Response:
-    _admin(request)
     board = request.app[SERVICES]
     return web.json_response([views.token_json(t, board.tz) for t in await board.access.tokens()])
 
 
 async def _create_token(request: web.Request) -> web.Response:
-    _admin(request)
     board = request.app[SERVICES]
-    expected = 'the body must be {"name": "intranet", "role": "reports"}'
-    body = await _json_object(request, expected)
-    if isinstance(body, web.Response):
-        return body
-    name, role = body.get("name"), body.get("role")
-    if set(body) != {"name", "role"} or not isinstance(name, str) or not isinstance(role, str):
-        return _error(422, expected)
+    body = _body(request, schemas.TokenBody)
     try:
-        chosen = token_role(role)
-    except ValueError as exc:
-        return _error(422, str(exc))
-    try:
-        secret = await board.access.create_token(name, chosen, board.clock.now())
+        secret = await board.access.create_token(
+            body.name, token_role(body.role), board.clock.now()
+        )
     except TokenExistsError as exc:
-        return _error(409, str(exc))
+        raise ApiError(409, str(exc)) from None
     except ValueError as exc:
-        return _error(422, str(exc))
-    return web.json_response({"name": name, "role": role, "token": secret}, status=201)
+        raise ApiError.of_value("name", str(exc)) from None
+    return web.json_response({"name": body.name, "role": body.role, "token": secret}, status=201)
 
 
 async def _revoke_token(request: web.Request) -> web.Response:
-    _admin(request)
     board = request.app[SERVICES]
     name = request.match_info["name"]
     if not await board.access.revoke(name, board.clock.now()):
-        return _error(404, f"no token {name!r} in force")
+        raise ApiError(404, f"no token {name!r} in force")
     return web.json_response({"revoked": name})
 
 
@@ -787,7 +745,6 @@ def _sse(event: str, data: object, seq: int | None = None) -> bytes:
 
 
 async def _events(request: web.Request) -> web.StreamResponse:
-    _principal(request, request[PRINCIPAL].reads_everything, "the live feed is for operators")
     feed = request.app[SERVICES].live
     snapshot, sub = await feed.subscribe()
     response = web.StreamResponse(
@@ -814,3 +771,378 @@ async def _events(request: web.Request) -> web.StreamResponse:
     finally:
         feed.unsubscribe(sub)
     return response
+
+
+_CALLS = "calls in progress"
+_REFERRALS = "referrals"
+_LEDGER = "callbacks"
+_LOG = "call log and follow-up"
+_PUBLIC = "public"
+_ACCESS = "access"
+_CALL_ERRORS = (404, 409, 422)
+ROUTES: tuple[Route, ...] = (
+    Route(
+        "GET",
+        "/health",
+        _health,
+        "The controller's state: 200 while the ARI events "
+        "socket is up, else 503 with the same body",
+        _PUBLIC,
+        Who.PUBLIC,
+        answer=schemas.Health,
+        errors=(503,),
+        database=False,
+    ),
+    Route(
+        "GET",
+        "/hours",
+        _hours,
+        "Open or closed now (or at ?at=), why, the next change and the week ahead (H5)",
+        _PUBLIC,
+        Who.PUBLIC,
+        query=schemas.HoursQuery,
+        answer=schemas.HoursAnswer,
+        errors=(304,),
+        database=False,
+    ),
+    Route(
+        "GET",
+        "/hours.ics",
+        _hours_ics,
+        "The next 365 days' openings and closed days as iCalendar (H5)",
+        _PUBLIC,
+        Who.PUBLIC,
+        media=("text/calendar",),
+        errors=(304,),
+        database=False,
+    ),
+    Route(
+        "GET",
+        "/hours.html",
+        _hours_html,
+        "The hours as an HTML fragment for the website (H5)",
+        _PUBLIC,
+        Who.PUBLIC,
+        query=schemas.HoursQuery,
+        media=("text/html",),
+        errors=(304,),
+        database=False,
+    ),
+    Route(
+        "GET",
+        openapi.OPENAPI_PATH,
+        _openapi,
+        "This document",
+        _PUBLIC,
+        Who.PUBLIC,
+        media=("application/json",),
+        database=False,
+    ),
+    Route(
+        "POST",
+        "/login",
+        _login,
+        "Log in with the extension and the phone's PIN: sets the "
+        "session cookie; the answer has the CSRF token (S1)",
+        _ACCESS,
+        Who.PUBLIC,
+        body=schemas.LoginBody,
+        answer=schemas.MeAnswer,
+        errors=(401, 423, 503),
+    ),
+    Route(
+        "POST",
+        "/logout",
+        _logout,
+        "End the session",
+        _ACCESS,
+        Who.LOGGED_IN,
+        answer=schemas.LoggedOut,
+    ),
+    Route(
+        "GET",
+        "/me",
+        _me,
+        "Who the request is, and the session's CSRF token",
+        _ACCESS,
+        Who.LOGGED_IN,
+        answer=schemas.MeAnswer,
+    ),
+    Route(
+        "POST",
+        "/calls/{call_id}/transfer",
+        _transfer,
+        "Transfer a connected call: blind, or with consultation (koppla med förfrågan, A5)",
+        _CALLS,
+        Who.OPERATOR,
+        "only an operator transfers calls",
+        body=schemas.TransferBody,
+        ok=202,
+        answer=schemas.CallAction,
+        errors=_CALL_ERRORS,
+        database=False,
+    ),
+    Route(
+        "POST",
+        "/calls/{call_id}/answer",
+        _answer,
+        "Answer a waiting caller on an operator's phone (svara); `next` is the first in line",
+        _CALLS,
+        Who.OPERATOR,
+        "only an operator answers calls from the queue",
+        body=schemas.AnswerBody,
+        body_required=False,
+        ok=202,
+        answer=schemas.CallAction,
+        errors=_CALL_ERRORS,
+        database=False,
+    ),
+    Route(
+        "POST",
+        "/calls/{call_id}/park",
+        _park,
+        "Park a connected call; it rings the operator again after recall_s (parkera)",
+        _CALLS,
+        Who.OPERATOR,
+        "only an operator parks calls",
+        ok=202,
+        answer=schemas.CallAction,
+        errors=_CALL_ERRORS,
+        database=False,
+    ),
+    Route(
+        "POST",
+        "/calls/{call_id}/consult/complete",
+        _consult_complete,
+        "Complete a consultation: the caller and the colleague talk (slutför)",
+        _CALLS,
+        Who.OPERATOR,
+        "only an operator transfers calls",
+        ok=202,
+        answer=schemas.CallAction,
+        errors=_CALL_ERRORS,
+        database=False,
+    ),
+    Route(
+        "POST",
+        "/calls/{call_id}/consult/cancel",
+        _consult_cancel,
+        "Cancel a consultation: the operator takes the caller back",
+        _CALLS,
+        Who.OPERATOR,
+        "only an operator transfers calls",
+        ok=202,
+        answer=schemas.CallAction,
+        errors=_CALL_ERRORS,
+        database=False,
+    ),
+    Route(
+        "POST",
+        "/operators/{extension}/presence",
+        _presence,
+        "An operator's state: in, paused or out",
+        _CALLS,
+        Who.OPERATOR,
+        "only an operator sets an operator's state",
+        body=schemas.PresenceBody,
+        answer=schemas.PresenceAnswer,
+        errors=(404, 422),
+        database=False,
+    ),
+    Route(
+        "GET",
+        "/directory",
+        _directory,
+        "The staff directory (D1), searched without regard to case or diacritics",
+        _REFERRALS,
+        Who.LOGGED_IN,
+        query=schemas.DirectoryQuery,
+        answer=schemas.PersonAnswer,
+        many=True,
+        database=False,
+    ),
+    Route(
+        "GET",
+        "/reasons",
+        _reasons,
+        "The referral reasons (R1): code, name, the phrase callers hear",
+        _REFERRALS,
+        Who.LOGGED_IN,
+        answer=schemas.ReasonAnswer,
+        many=True,
+        database=False,
+    ),
+    Route(
+        "GET",
+        "/referrals",
+        _referrals,
+        "Every referral in force, by extension (R6)",
+        _REFERRALS,
+        Who.LOGGED_IN,
+        answer=schemas.ReferralAnswer,
+        many=True,
+    ),
+    Route(
+        "GET",
+        "/referrals/{extension}",
+        _referral,
+        "A person's referral in force; 404 when their phone is open",
+        _REFERRALS,
+        Who.LOGGED_IN,
+        answer=schemas.ReferralAnswer,
+        errors=(404,),
+    ),
+    Route(
+        "PUT",
+        "/referrals/{extension}",
+        _set_referral,
+        "Set a person's referral (R2, R3)",
+        _REFERRALS,
+        Who.OWN_OR_OPERATOR,
+        "a person changes their own referral only; an operator anyone's",
+        body=schemas.ReferralBody,
+        ok=201,
+        answer=schemas.ReferralAnswer,
+        errors=(404,),
+    ),
+    Route(
+        "DELETE",
+        "/referrals/{extension}",
+        _clear_referral,
+        "Open a person's phone (R4)",
+        _REFERRALS,
+        Who.OWN_OR_OPERATOR,
+        "a person clears their own referral only; an operator anyone's",
+        answer=schemas.Cleared,
+        errors=(404,),
+    ),
+    Route(
+        "GET",
+        "/messages",
+        _messages,
+        "The callback ledger (V2); a person sees their own",
+        _LEDGER,
+        Who.LOGGED_IN,
+        query=schemas.MessagesQuery,
+        answer=schemas.MessageAnswer,
+        many=True,
+    ),
+    Route(
+        "POST",
+        "/messages",
+        _take_message,
+        "A message taken for a person (ta meddelande, V2): into their ledger with its deadline",
+        _LEDGER,
+        Who.OPERATOR,
+        "only an operator takes messages for others",
+        body=schemas.MessageBody,
+        ok=201,
+        answer=schemas.MessageAnswer,
+        errors=(404,),
+    ),
+    Route(
+        "POST",
+        "/messages/{message_id}/called-back",
+        _called_back,
+        "Mark a message called back; a person marks their own, an operator any",
+        _LEDGER,
+        Who.LOGGED_IN,
+        answer=schemas.MessageAnswer,
+        errors=(403, 404),
+    ),
+    Route(
+        "GET",
+        "/calls",
+        _calls,
+        "The call log with legs (A1, O1), as `vvk-pbx calls list --json`",
+        _LOG,
+        Who.READER,
+        "the call log is for operators and reports",
+        query=schemas.CallsQuery,
+        answer="Call",
+        many=True,
+    ),
+    Route(
+        "GET",
+        "/calls/export",
+        _export,
+        "The call log as a download: CSV, Swedish-Excel "
+        "CSV, JSON lines or XLSX (F1); recorded in the audit log (S1)",
+        _LOG,
+        Who.READER,
+        "the call log is for operators and reports",
+        query=schemas.ExportQuery,
+        media=tuple(dict.fromkeys(MEDIA_TYPES.values())),
+    ),
+    Route(
+        "GET",
+        "/report",
+        _report,
+        "The monthly follow-up as one HTML page (O1)",
+        _LOG,
+        Who.READER,
+        "the report is for reports",
+        query=schemas.ReportQuery,
+        media=("text/html",),
+    ),
+    Route(
+        "GET",
+        "/metrics",
+        _metrics,
+        "Prometheus's text format",
+        _LOG,
+        Who.READER,
+        "metrics are for operators and reports",
+        media=("text/plain",),
+        errors=(404,),
+        database=False,
+    ),
+    Route(
+        "GET",
+        "/events",
+        _events,
+        "The live feed as server-sent events: `snapshot`, then "
+        "`change` per section, `ping` every 15 s, `cut` to reconnect",
+        _CALLS,
+        Who.READER,
+        "the live feed is for operators",
+        media=("text/event-stream",),
+        database=False,
+    ),
+    Route(
+        "GET",
+        "/tokens",
+        _tokens,
+        "The machines' tokens (never their secrets)",
+        _ACCESS,
+        Who.ADMIN,
+        "only an admin manages tokens",
+        answer=schemas.TokenAnswer,
+        many=True,
+    ),
+    Route(
+        "POST",
+        "/tokens",
+        _create_token,
+        "A new token: the secret is in this answer only",
+        _ACCESS,
+        Who.ADMIN,
+        "only an admin manages tokens",
+        body=schemas.TokenBody,
+        ok=201,
+        answer=schemas.TokenCreated,
+        errors=(409,),
+    ),
+    Route(
+        "DELETE",
+        "/tokens/{name}",
+        _revoke_token,
+        "Revoke a token at once",
+        _ACCESS,
+        Who.ADMIN,
+        "only an admin manages tokens",
+        answer=schemas.Revoked,
+        errors=(404,),
+    ),
+)
+PUBLIC = {(route.method, route.path) for route in ROUTES if route.who is Who.PUBLIC}

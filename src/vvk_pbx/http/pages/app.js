@@ -55,7 +55,7 @@ const VVK = (() => {
     let data = null;
     try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
     if (!response.ok) {
-      const reason = data && typeof data.error === "string" ? data.error : `${response.status} ${response.statusText}`;
+      const reason = data && typeof data.message === "string" ? data.message : `${response.status} ${response.statusText}`;
       if (response.status === 401 && path !== "/login" && path !== "/me") showLogin(() => location.reload());
       throw new ApiError(response.status, reason);
     }
