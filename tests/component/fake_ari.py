@@ -58,6 +58,9 @@ class FakeAri:
     fail: dict[str, int] = field(default_factory=dict)  # path -> error status
     fail_create: dict[str, int] = field(default_factory=dict)  # endpoint -> channels/create error
     channels: list[dict[str, Any]] = field(default_factory=list)
+    # GET bridges: bridge id -> the channels in it, kept as the REST calls make and
+    # change them (create, addChannel, removeChannel, DELETE).
+    bridges: dict[str, list[str]] = field(default_factory=dict)
     channel_states: dict[str, str] = field(default_factory=dict)  # GET channels/{id}
     sounds: dict[str, list[str]] = field(default_factory=dict)  # GET sounds?lang=: ids
     stored: dict[str, bytes] = field(default_factory=dict)  # GET recordings/stored[/name/file]
@@ -140,6 +143,30 @@ class FakeAri:
                 break
         return ws
 
+    def _bridge(self, method: str, parts: list[str], query: Any, body: Any) -> web.Response | None:
+        """The bridges Asterisk keeps; None for a request that only needs a 204."""
+        if method == "GET" and parts == ["bridges"]:
+            listed = [
+                {"id": b, "bridge_type": "mixing", "channels": c} for b, c in self.bridges.items()
+            ]
+            return web.json_response(listed)
+        if method == "POST" and parts == ["bridges"]:
+            bridge_id = (body or {}).get("bridgeId") or query.get("bridgeId", "")
+            self.bridges.setdefault(bridge_id, [])
+            return web.json_response({"id": bridge_id, "channels": []})
+        if len(parts) >= 2 and parts[1] not in self.bridges and method != "POST":
+            return web.json_response({"message": "Bridge not found"}, status=404)
+        if method == "DELETE" and len(parts) == 2:
+            self.bridges.pop(parts[1], None)
+        elif len(parts) == 3 and parts[2] in ("addChannel", "removeChannel"):
+            channels = self.bridges.setdefault(parts[1], [])
+            for channel in str((body or {}).get("channel") or query.get("channel", "")).split(","):
+                if parts[2] == "addChannel" and channel not in channels:
+                    channels.append(channel)
+                elif parts[2] == "removeChannel" and channel in channels:
+                    channels.remove(channel)
+        return None
+
     async def _rest(self, request: web.Request) -> web.StreamResponse:
         body = await request.json() if request.can_read_body else None
         path = request.match_info["path"]
@@ -162,6 +189,10 @@ class FakeAri:
             return web.json_response({"message": "Channel not found"}, status=404)
         if request.method == "GET" and path == "channels":
             return web.json_response(self.channels)
+        if path == "bridges" or parts[0] == "bridges":
+            answer = self._bridge(request.method, parts, request.query, body)
+            if answer is not None:
+                return answer
         if request.method == "GET" and path == "recordings/stored":
             return web.json_response([{"name": n, "format": "wav"} for n in self.stored])
         if request.method == "GET" and path.startswith("recordings/stored/"):

@@ -570,18 +570,22 @@ async def test_resync_ends_or_hands_over_what_no_one_controls(open_: Rig) -> Non
             "channels/a/continue",
             {"context": "vvk-fallback-inbound", "extension": "s", "priority": "1"},
         ),
+        # Out of Stasis, still followed: the fallback's answer and the real end.
+        ("applications/vvk-pbx/subscription", {"eventSource": "channel:a"}),
         ("channels/b", {"reason": "normal"}),
         *stops("c"),
         (
             "channels/c/continue",
             {"context": "vvk-fallback-internal", "extension": "1102", "priority": "1"},
         ),
+        ("applications/vvk-pbx/subscription", {"eventSource": "channel:c"}),
         *stops("e"),
         # A dial code goes to the feature fallback, which says the service is away.
         (
             "channels/e/continue",
             {"context": "vvk-fallback-feature", "extension": "s", "priority": "1"},
         ),
+        ("applications/vvk-pbx/subscription", {"eventSource": "channel:e"}),
     ]
 
 

@@ -29,7 +29,7 @@ from urllib.parse import quote
 
 import aiohttp
 
-from vvk_pbx.ari.models import Channel, Event, Json, Playback, parse_event
+from vvk_pbx.ari.models import Bridge, Channel, Event, Json, Playback, parse_event
 
 log = logging.getLogger(__name__)
 
@@ -261,6 +261,10 @@ class AriClient:
         )
 
     # ----- bridges --------------------------------------------------------------------
+
+    async def list_bridges(self) -> list[Bridge]:
+        """Every bridge Asterisk has (``GET /bridges``), ours and others'."""
+        return [Bridge.parse(b) for b in await self.request("GET", "bridges")]
 
     async def create_bridge(self, bridge_id: str, kind: str = "mixing") -> None:
         await self.request("POST", "bridges", {"type": kind, "bridgeId": bridge_id})

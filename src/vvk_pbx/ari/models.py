@@ -48,6 +48,19 @@ class Channel:
 
 
 @dataclass(frozen=True)
+class Bridge:
+    """An ARI bridge (``bridges.json`` ``Bridge``): its id and the channels in it."""
+
+    id: str
+    channels: tuple[str, ...]
+
+    @classmethod
+    def parse(cls, raw: Json) -> Bridge:
+        channels = raw.get("channels") or []
+        return cls(id=str(raw.get("id", "")), channels=tuple(str(c) for c in channels))
+
+
+@dataclass(frozen=True)
 class Playback:
     """An ARI playback (``playbacks.json`` ``Playback``)."""
 

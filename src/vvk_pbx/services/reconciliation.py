@@ -1,9 +1,12 @@
 """After a (re)connect and every minute: what no controller followed is made right.
 
-``resync`` (ARI only, before the new connection's events: the reconnect must
-not depend on the database) ends the calls whose channels vanished while the
-events socket was down, hands callers left in our app by another process to
-the dialplan fallback, and hangs up their legs. ``follow_up`` (the database,
+``resync`` (before the new connection's events) ends the calls whose channels
+vanished while the events socket was down; adopts the calls an earlier process
+connected to a person, which go on as they were (issue 13); hands the other
+callers left in our app to the dialplan fallback and hangs up their legs; and
+destroys the bridges of ours that no call uses any more. It reads only ARI, but
+for the adopted calls' rows, read with a timeout of their own (``ADOPT_READ_S``):
+the reconnect must never wait long for, or fail with, the database. ``follow_up`` (the database,
 in the background) writes those hand-overs into the call log, ends the rows
 of calls that ended while no controller followed them, and puts into the
 ledger the voicemail Asterisk's spool has and the ledger lacks (V2: no
@@ -18,15 +21,16 @@ import logging
 import re
 import wave
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Protocol
 
-from vvk_pbx.ari.models import Channel
+from vvk_pbx.ari.models import Bridge, Channel, ChannelDestroyed, Dial, Event
 from vvk_pbx.domain.callflow.call import FALLBACK_FEATURE, FALLBACK_INBOUND, FALLBACK_INTERNAL
 from vvk_pbx.domain.callflow.events import CallerGone, LegGone
-from vvk_pbx.domain.calls import CallRecord, Outcome
+from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
 from vvk_pbx.domain.voicemail import Message
-from vvk_pbx.services.calls.controller import CallController
+from vvk_pbx.services.calls.controller import CallController, endpoint_of
 from vvk_pbx.services.calls.executor import quietly
 from vvk_pbx.services.calls.registry import playback_ids
 from vvk_pbx.services.clock import Clock
@@ -41,17 +45,27 @@ VOICEMAIL_NAME = re.compile(r"^vm-([0-9]{2,6})-(.+)$")
 # How long a follow-up waits for the call log's pending writes before it gives
 # up this round (seconds): a database that is down is tried again next round.
 FLUSH_S = 10
+# How long an adopted call waits for its call-log row at a restart (seconds); then
+# it goes on with a row made from its channel.
+ADOPT_READ_S = 1.0
+# Our bridges' ids: the caller's and the consultation's (services/calls/executor.py).
+BRIDGE_SUFFIXES = (":bridge", ":consult")
 
 
 class SpoolPort(Protocol):
     """What reconciliation needs of ARI (``AriClient``)."""
 
     async def list_channels(self) -> list[Channel]: ...
+    async def list_bridges(self) -> list[Bridge]: ...
+    async def add_to_bridge(self, bridge_id: str, channel_ids: Iterable[str]) -> None: ...
+    async def remove_from_bridge(self, bridge_id: str, channel_ids: Iterable[str]) -> None: ...
+    async def destroy_bridge(self, bridge_id: str) -> None: ...
     async def hangup(self, channel_id: str, reason: str = "normal") -> None: ...
     async def stop_playback(self, playback_id: str) -> None: ...
     async def continue_in_dialplan(
         self, channel_id: str, context: str, extension: str = "s", priority: int = 1
     ) -> None: ...
+    async def subscribe(self, sources: Iterable[str]) -> None: ...
     async def stored_recordings(self) -> list[str]: ...
     async def stored_recording_file(self, name: str) -> bytes: ...
 
@@ -61,6 +75,17 @@ class CallLogPort(Protocol):
 
     async def get_call(self, call_id: str) -> CallRecord | None: ...
     async def open_calls(self) -> list[CallRecord]: ...
+    async def legs_by_call(self, call_ids: list[str]) -> dict[str, list[Leg]]: ...
+
+
+@dataclass
+class Followed:
+    """A caller handed to the dialplan fallback, followed to its real end: its row (None
+    until the follow-up has read it) and what Asterisk told of it meanwhile."""
+
+    record: CallRecord | None = None
+    answered: tuple[datetime, str] | None = None  # when, and by whom
+    ended: datetime | None = None
 
 
 class Reconciliation:
@@ -83,18 +108,104 @@ class Reconciliation:
         self.recorder = recorder
         self.referrals = referrals
         self.clock = clock
-        self.handed_over: list[str] = []  # callers given to the fallback, for follow_up
+        self.handed_over: list[Channel] = []  # callers given to the fallback, for follow_up
+        # The fallback's callers by channel id, until their channel is destroyed: the
+        # app stays subscribed to them, so their answer and end come as events.
+        self.followed: dict[str, Followed] = {}
+        controller.on_unfollowed = self.fallback_event
 
     # ----- resync: ARI only -------------------------------------------------------------
 
     async def resync(self) -> list[Channel]:
-        """After a (re)connect: reap and take over (see the module). Returns the channels
-        Asterisk has. Raises ``AriError`` when ARI does not answer."""
+        """After a (re)connect: reap, adopt, take over, clear (see the module). Returns the
+        channels Asterisk has. Raises ``AriError`` when ARI does not answer."""
         channels = await self.ari.list_channels()
-        live = {c.id for c in channels}
-        self.reap(live)
+        bridges = await self.ari.list_bridges()
+        self.reap({c.id for c in channels})
+        await self.adopt(channels, bridges)
         await self.take_over(channels)
+        await self.clear_bridges(bridges)
         return channels
+
+    async def adopt(self, channels: Iterable[Channel], bridges: Iterable[Bridge]) -> int:
+        """Calls of ours that this process does not know, whose caller talks with a leg in
+        the call's bridge: they go on, connected (``CallController.adopt``). A caller
+        held during a consultation (koppla med förfrågan) gets the operator back, as
+        *ta tillbaka* does: the person asked is hung up. Returns how many."""
+        by_id = {c.id: c for c in channels}
+        listed = {b.id: b for b in bridges}
+        adopted = 0
+        for bridge in listed.values():
+            call_id = bridge.id.removesuffix(":bridge")
+            caller = by_id.get(call_id)
+            if call_id == bridge.id or caller is None or call_id not in bridge.channels:
+                continue
+            args = self._args(caller)
+            if args is None or args[:1] == ["leg"] or caller.state != "Up":
+                continue
+            if self.controller.registry.line(call_id) is not None:
+                continue
+            talking = self._talking(call_id, bridge.channels, by_id)
+            consult = listed.get(f"{call_id}:consult")
+            if not talking and consult is not None:
+                talking = self._talking(call_id, consult.channels, by_id, besides="cons")[:1]
+                if talking:
+                    await self.ari.remove_from_bridge(consult.id, [talking[0].id])
+                    await self.ari.add_to_bridge(bridge.id, [talking[0].id])
+            if not talking:
+                continue
+            record, legs = await self._logged(call_id)
+            self.controller.adopt(caller, talking[0], bridge.id, record, legs)
+            adopted += 1
+        return adopted
+
+    def _talking(
+        self, call_id: str, members: Iterable[str], by_id: dict[str, Channel], besides: str = ""
+    ) -> list[Channel]:
+        """The call's answered legs among ``members`` (``<call>:<purpose><n>``), but
+        those whose purpose is ``besides``."""
+        found = []
+        for member in members:
+            channel = by_id.get(member)
+            if channel is None or channel.state != "Up" or not member.startswith(f"{call_id}:"):
+                continue
+            if besides and member.removeprefix(f"{call_id}:").startswith(besides):
+                continue
+            found.append(channel)
+        return found
+
+    async def _logged(self, call_id: str) -> tuple[CallRecord | None, list[Leg]]:
+        """The call's row and legs in the call log, or (None, []) after ``ADOPT_READ_S``
+        or an error: a call is adopted with or without them."""
+        try:
+            async with asyncio.timeout(ADOPT_READ_S):
+                record = await self.store.get_call(call_id)
+                legs = (await self.store.legs_by_call([call_id])).get(call_id, [])
+        except Exception as exc:  # a database that is down or slow: the channel's facts
+            log.warning("resync: the call log of %s not read (%s); adopted without", call_id, exc)
+            return None, []
+        return record, legs
+
+    async def clear_bridges(self, bridges: Iterable[Bridge]) -> int:
+        """Destroy the bridges of ours (``<call>:bridge``, ``<call>:consult``) that no call
+        of this process uses: an earlier process left them, killed before it could.
+        Returns how many."""
+        used: set[str] = set()
+        for line in self.controller.registry:
+            used.update(b for b in (line.bridge, line.consult_bridge) if b is not None)
+        stale = [b.id for b in bridges if b.id.endswith(BRIDGE_SUFFIXES) and b.id not in used]
+        await quietly(*(self.ari.destroy_bridge(bridge) for bridge in stale))
+        if stale:
+            log.info("resync: %d bridge(s) left by an earlier process destroyed", len(stale))
+        return len(stale)
+
+    def _args(self, channel: Channel) -> list[str] | None:
+        """The Stasis() arguments of a channel in our app, or None for another's."""
+        dialplan = channel.raw.get("dialplan") or {}
+        data = str(dialplan.get("app_data", ""))
+        if dialplan.get("app_name") != "Stasis" or not data.startswith(f"{self.app},"):
+            return None
+        return data.split(",")[1:]
 
     def reap(self, live: set[str]) -> int:
         """Calls and legs this process follows whose channels are gone: their StasisEnd or
@@ -122,13 +233,9 @@ class Reconciliation:
         hours; a leg is hung up."""
         registry = self.controller.registry
         for channel in channels:
-            dialplan = channel.raw.get("dialplan") or {}
-            data = str(dialplan.get("app_data", ""))
-            if dialplan.get("app_name") != "Stasis" or not data.startswith(f"{self.app},"):
+            args = self._args(channel)
+            if args is None or registry.line_of(channel.id) is not None:
                 continue
-            if registry.line_of(channel.id) is not None:
-                continue
-            args = data.split(",")[1:]
             if args[:1] == ["leg"]:
                 log.warning("resync: hanging up leg %s of an unknown call", channel.id)
                 await quietly(self.ari.hangup(channel.id))
@@ -143,7 +250,42 @@ class Reconciliation:
             # whatever the old process played (every id a call's playbacks use).
             await quietly(*(self.ari.stop_playback(p) for p in playback_ids(channel.id)))
             await quietly(self.ari.continue_in_dialplan(channel.id, context, extension))
-            self.handed_over.append(channel.id)
+            # Out of Stasis, its events still come: who answers it and when it ends.
+            await quietly(self.ari.subscribe([f"channel:{channel.id}"]))
+            self.followed[channel.id] = Followed()
+            self.handed_over.append(channel)
+
+    def fallback_event(self, item: Event) -> None:
+        """An event of no call of ours: a followed caller's answer (the fallback's Dial)
+        or end (its ChannelDestroyed), into its row."""
+        at = item.timestamp or self.clock.real()
+        if isinstance(item, Dial) and item.dialstatus == "ANSWER" and item.caller is not None:
+            followed = self.followed.get(item.caller.id)
+            if followed is not None and followed.answered is None:
+                followed.answered = (at, endpoint_of(item.peer.name))
+                self._settle(item.caller.id)
+        elif isinstance(item, ChannelDestroyed) and item.channel.id in self.followed:
+            self.followed[item.channel.id].ended = at
+            self._settle(item.channel.id)
+
+    def _settle(self, call_id: str) -> None:
+        """Save what is known of a followed caller once its row is read; forget it at its end."""
+        followed = self.followed[call_id]
+        record = followed.record
+        if record is None:
+            return  # the follow-up reads the row, then settles
+        policy = self.controller.policy
+        if followed.answered is not None and record.answered_at is None:
+            at, by = followed.answered
+            record = record.answered(at, by, policy.cycle_ms, policy.goal_rings).note(
+                f"[fallback] answered by {by}"
+            )
+        if followed.ended is not None:
+            record = record.note("[fallback] the call ended").ended(followed.ended)
+            del self.followed[call_id]
+        else:
+            followed.record = record
+        self.recorder.save(record)
 
     # ----- follow-up: the database, in the background -----------------------------------
 
@@ -152,15 +294,23 @@ class Reconciliation:
         each part logs its failure and the next round tries again."""
         handed, self.handed_over = self.handed_over, []
         try:
-            for call_id in handed:
-                record = await self.store.get_call(call_id)
-                if record is not None and record.ended_at is None:
+            for channel in handed:
+                # No row: the earlier process was killed before its writer flushed it.
+                record = await self.store.get_call(channel.id) or self.controller.lost_record(
+                    channel
+                )
+                if record.ended_at is None:
                     note = "[resync] the controller restarted: handed to the dialplan fallback"
-                    self.recorder.save(replace(record, outcome=Outcome.FALLBACK).note(note))
+                    record = replace(record, outcome=Outcome.FALLBACK).note(note)
+                    self.recorder.save(record)
+                if channel.id in self.followed:
+                    self.followed[channel.id].record = record
+                    self._settle(channel.id)
             # The hand-overs first: the orphans' check reads the rows back.
             await asyncio.wait_for(self.recorder.flush(), FLUSH_S)
             live = channels if channels is not None else await self.ari.list_channels()
-            self.close_orphans({c.id for c in live} | set(handed), await self.store.open_calls())
+            alive = {c.id for c in live} | {c.id for c in handed} | set(self.followed)
+            self.close_orphans(alive, await self.store.open_calls())
         except Exception as exc:  # a database or ARI that fails: the next round
             self.handed_over[:0] = [c for c in handed if c not in self.handed_over]
             log.warning("follow-up of ended calls failed: %s", exc)

@@ -130,6 +130,42 @@ def arrive(call_id: str, event: Arrived, ctx: Context) -> Step:
     return Step(replace(ended, state=HandedOver()), (ToDialplan(FALLBACK_INTERNAL, dialed),))
 
 
+def adopt(
+    call_id: str,
+    event: Arrived,
+    leg: str,
+    who: str,
+    legs_made: int,
+    record: CallRecord | None,
+    ctx: Context,
+) -> Call:
+    """A call that an earlier controller process connected to a person (``who`` on
+    ``leg``), found bridged when this one started: it goes on as ``Connected`` (issue
+    13: a restart never cuts a call in progress). ``record`` is its row in the call
+    log, or None when the log could not be read in time; then a new one is made from
+    the channel (``event``: its caller and creation time) and says so. ``legs_made``
+    numbers the legs the call makes from now on."""
+    policy = ctx.policy
+    caller, dialed = bounded(event.caller), bounded(event.dialed)
+    decision = route(event.kind, caller, dialed, ctx.now, policy.calendar, policy.numbering)
+    if record is None:
+        record = CallRecord.arrive(
+            call_id, caller, dialed, event.at, decision, bounded(display_name(event.name))
+        ).note("[resync] its call-log row could not be read: times before the restart unknown")
+    record = record.note(f"[resync] the controller restarted; connected to {who}, adopted")
+    return Call(
+        call_id,
+        record,
+        Connected(leg, who),
+        event.kind,
+        decision.action,
+        ctx.now,
+        answered=True,
+        bridged=True,
+        legs=legs_made,
+    )
+
+
 def decide(call: Call, event: CallEvent, ctx: Context) -> Step:
     """The call after ``event``, and what to do (``Step``); an event the call's state has
     no use for changes nothing."""

@@ -11,12 +11,14 @@ caller to the dialplan fallback, never into silence.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from vvk_pbx.ari.client import AriNotFoundError
 from vvk_pbx.ari.models import (
+    Channel,
     ChannelDestroyed,
     ChannelDtmfReceived,
     ChannelTransfer,
@@ -30,7 +32,7 @@ from vvk_pbx.ari.models import (
 )
 from vvk_pbx.domain.callflow.call import Context, Policy
 from vvk_pbx.domain.callflow.commands import Command
-from vvk_pbx.domain.callflow.decide import arrive, decide
+from vvk_pbx.domain.callflow.decide import adopt, arrive, decide
 from vvk_pbx.domain.callflow.events import (
     Arrived,
     CallerGone,
@@ -53,11 +55,11 @@ from vvk_pbx.domain.callflow.flows import console
 from vvk_pbx.domain.callflow.flows.common import fall_back
 from vvk_pbx.domain.callflow.flows.transfer import TransferError, check
 from vvk_pbx.domain.callflow.states import Parked, Ringing, label
-from vvk_pbx.domain.calls import CallRecord, Outcome
+from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
 from vvk_pbx.domain.queue import Presence
 from vvk_pbx.domain.routing import CallKind
 from vvk_pbx.services.calls.executor import Executor
-from vvk_pbx.services.calls.registry import Line, Registry
+from vvk_pbx.services.calls.registry import Line, LiveLeg, Registry
 from vvk_pbx.services.clock import Clock
 from vvk_pbx.services.operator_queue import OperatorQueue
 from vvk_pbx.services.recorder import Recorder
@@ -106,6 +108,9 @@ class CallController:
         self.on_change: Callable[[], None] = lambda: None
         # Told once per call, with its record, when the record ends (the metrics).
         self.on_ended: Callable[[CallRecord], None] = lambda record: None
+        # Told of an event of no call in progress (the fallback's callers, followed by
+        # reconciliation to their end). It must not raise.
+        self.on_unfollowed: Callable[[Event], None] = lambda item: None
 
     def post(self, call_id: str, event: CallEvent) -> None:
         self.submit(Posted(call_id, event))
@@ -173,6 +178,60 @@ class CallController:
         self.queue.set_presence(extension, presence)
         self.on_change()
 
+    # ----- a restart (issue 13) ------------------------------------------------------------
+
+    def adopt(
+        self,
+        caller: Channel,
+        leg: Channel,
+        bridge: str,
+        record: CallRecord | None,
+        legs: Sequence[Leg],
+    ) -> Line:
+        """Take on a call an earlier process connected: ``caller`` talks with ``leg`` in
+        ``bridge``. ``record`` and ``legs`` are what the call log has (None and empty
+        when it could not be read); the call goes on as if this process had made it,
+        and an operator on it is busy in the queue."""
+        kind, dialed = _kind_and_dialed(caller)
+        created = _created(caller) or self.clock.real()
+        arrived = Arrived(
+            kind, caller.caller_number or caller.name, dialed, created, caller.caller_name
+        )
+        known = {one.id: one for one in legs}
+        leg_record = known.get(leg.id) or Leg(
+            leg.id,
+            caller.id,
+            leg.name.rsplit("-", 1)[0],
+            _purpose(leg.id),
+            _created(leg) or created,
+        )
+        who = _who(leg_record.endpoint)
+        made = max((_number(one) for one in (*known, leg.id)), default=0)
+        call = adopt(
+            caller.id, arrived, leg.id, who, made, record, Context(self.clock.now(), self.policy)
+        )
+        line = self.registry.add(call)
+        line.bridge = bridge
+        self.registry.add_leg(line, LiveLeg(leg_record, who, 0, bridge=bridge))
+        operator = self.queue.operators.get(who)
+        if operator is not None:
+            operator.call, operator.leg = caller.id, leg.id
+        self.recorder.save(call.record)
+        log.warning("resync: call %s connected to %s on %s adopted", caller.id, who, leg.id)
+        return line
+
+    def lost_record(self, caller: Channel) -> CallRecord:
+        """A row for a call that an earlier process had and never wrote (it was killed
+        before its writer flushed), made from the caller's channel: who, what was
+        dialled, when the channel was created, and the route that arrival takes."""
+        kind, dialed = _kind_and_dialed(caller)
+        created = _created(caller) or self.clock.real()
+        arrived = Arrived(
+            kind, caller.caller_number or caller.name, dialed, created, caller.caller_name
+        )
+        step = arrive(caller.id, arrived, Context(self.clock.now(), self.policy))
+        return step.call.record.note("[resync] its row was lost with the earlier process")
+
     # ----- handling -------------------------------------------------------------------------
 
     async def handle(self, item: Item) -> None:
@@ -187,6 +246,8 @@ class CallController:
                     self.queue.give_back(item.call_id, item.event.extensions)  # call over
                 elif isinstance(item, StasisStart):
                     await self.executor.hang_up_stray(item.channel.id)
+                elif isinstance(item, Event):
+                    self.on_unfollowed(item)
         finally:
             self.queue.dispatch()
             self.on_change()
@@ -239,11 +300,7 @@ class CallController:
         channel = event.channel
         if self.registry.line(channel.id) is not None:
             return
-        try:
-            kind = CallKind(event.args[0]) if event.args else CallKind.INBOUND
-        except ValueError:
-            kind = CallKind.INBOUND
-        dialed = event.args[1] if len(event.args) > 1 else channel.exten
+        kind, dialed = _call_kind(event.args, channel.exten)
         caller = channel.caller_number or channel.name
         arrived = Arrived(kind, caller, dialed, self._at(event), channel.caller_name)
         step = arrive(channel.id, arrived, Context(self.clock.now(), self.policy))
@@ -311,6 +368,57 @@ class CallController:
             await self.executor.run(line, step.commands)
         except Exception:
             log.exception("call %s: even the fallback failed", line.id)
+
+
+def _call_kind(args: Sequence[str], exten: str) -> tuple[CallKind, str]:
+    """The kind of call and the dialled string, from the dialplan's Stasis() arguments
+    (``inbound,<exten>``; ``extensions.conf``)."""
+    try:
+        kind = CallKind(args[0]) if args else CallKind.INBOUND
+    except ValueError:
+        kind = CallKind.INBOUND
+    return kind, args[1] if len(args) > 1 else exten
+
+
+def _kind_and_dialed(channel: Channel) -> tuple[CallKind, str]:
+    """``_call_kind`` of a channel listed by ``GET /channels`` (its ``app_data``)."""
+    dialplan = channel.raw.get("dialplan") or {}
+    args = str(dialplan.get("app_data", "")).split(",")[1:]
+    return _call_kind(args, channel.exten)
+
+
+def _created(channel: Channel) -> datetime | None:
+    """The channel's creation time (Asterisk's ``creationtime``), aware; None if absent."""
+    raw = str(channel.raw.get("creationtime", ""))
+    try:
+        return datetime.strptime(raw, "%Y-%m-%dT%H:%M:%S.%f%z")
+    except ValueError:
+        return None
+
+
+LEG_NUMBER = re.compile(r":([a-z]+)(\d+)$")
+
+
+def _number(leg_id: str) -> int:
+    """The n of a leg id ``<call>:<purpose><n>``: the next leg is numbered above it."""
+    found = LEG_NUMBER.search(leg_id)
+    return int(found.group(2)) if found else 0
+
+
+def _purpose(leg_id: str) -> str:
+    found = LEG_NUMBER.search(leg_id)
+    return found.group(1) if found else ""
+
+
+def _who(endpoint: str) -> str:
+    """The extension or number a leg's endpoint reaches: ``PJSIP/1001`` -> 1001,
+    ``PJSIP/0701234567@trunk`` -> 0701234567."""
+    return endpoint.split("/", 1)[-1].split("@", 1)[0]
+
+
+def endpoint_of(channel_name: str) -> str:
+    """The extension of a channel's name: ``PJSIP/1001-00000004`` -> 1001."""
+    return _who(channel_name.rsplit("-", 1)[0])
 
 
 def _not_wired(item: Item) -> None:
