@@ -198,24 +198,26 @@ class _CsvLines:
 
     def page(self, rows: Sequence[Sequence[Any]]) -> str:
         # Written out field by field, with local names: it runs once per exported row.
-        iso, n, trace_cell = self.local.iso, neutralise, self._traces.cell
+        iso, n, trace_cell, triggers = self.local.iso, neutralise, self._traces.cell, TRIGGERS
         delimiter, by_csv = self.delimiter, self._by_csv
         width = len(COLUMNS) - 1
         lines = []
         for (id_, arrived, direction, caller, name, called, ring, answered, by, ended,
              outcome, rings, goal, trace) in rows:  # fmt: skip
             # Only the cells from outside (the caller, the dialplan, the trace that quotes
-            # them) can hold a formula; the rest are our own ids, times and words.
+            # them) can hold a formula; the rest are our own ids, times and words. The
+            # test before neutralise(): most cells start with no trigger, and a call costs
+            # more than the test.
             cells = (
                 id_,
                 iso(arrived),
                 direction,
-                n(caller),
-                n(name),
-                n(called),
+                n(caller) if caller.startswith(triggers) else caller,
+                n(name) if name.startswith(triggers) else name,
+                n(called) if called.startswith(triggers) else called,
                 "" if ring is None else iso(ring),
                 "" if answered is None else iso(answered),
-                "" if by is None else n(by),
+                "" if by is None else (n(by) if by.startswith(triggers) else by),
                 "" if ended is None else iso(ended),
                 outcome,
                 "" if rings is None else str(rings),
