@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import json
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
 from vvk_pbx.domain.access import Role, Session, Token
 from vvk_pbx.domain.calls import CallRecord, Leg
@@ -18,7 +21,7 @@ from vvk_pbx.domain.referral import Referral, Source, in_force
 from vvk_pbx.domain.voicemail import Message, Status
 from vvk_pbx.storage.access import TokenExistsError
 from vvk_pbx.storage.audit import Export
-from vvk_pbx.storage.calllog import CallQuery, StorageError
+from vvk_pbx.storage.calllog import UTC_TEXT, CallQuery, StorageError
 
 
 @dataclass
@@ -63,6 +66,12 @@ class MemoryStore:
         for start in range(0, len(found), batch):
             yield found[start : start + batch]
 
+    async def stream_rows(
+        self, where: CallQuery, columns: Sequence[str], batch: int = 2000
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        async for page in self.stream_calls(where, batch):
+            yield [plain_row(r, columns) for r in page]
+
     async def count_calls(self, where: CallQuery) -> int:
         return sum(1 for r in self.calls.values() if where.matches(r))
 
@@ -72,6 +81,24 @@ class MemoryStore:
             if leg.call_id in call_ids:
                 found.setdefault(leg.call_id, []).append(leg)
         return found
+
+
+def plain_row(record: CallRecord, columns: Sequence[str]) -> tuple[Any, ...]:
+    """A record's ``columns`` as ``CallLog.stream_rows`` gives them (``UTC_TEXT``, the
+    trace's JSON, 0/1)."""
+    return tuple(_plain(getattr(record, name)) for name in columns)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).strftime(UTC_TEXT)
+    if isinstance(value, tuple):  # the trace
+        return json.dumps(list(value))
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, StrEnum):  # the outcome
+        return value.value
+    return value
 
 
 @dataclass

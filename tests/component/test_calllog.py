@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
+import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +15,7 @@ import pytest
 from tests.conftest import STHLM
 from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
 from vvk_pbx.domain.routing import Action, Route, Step
-from vvk_pbx.storage.calllog import CallLog, StorageError, async_url
+from vvk_pbx.storage.calllog import CallLog, CallQuery, StorageError, async_url
 
 T0 = datetime(2026, 11, 30, 9, 0, 0, 250000, tzinfo=STHLM)
 ROUTE = Route(
@@ -258,3 +261,43 @@ async def test_the_sqlite_file_is_readable_by_its_owner_only(tmp_path: Path) -> 
     log = await CallLog.open(str(file))
     await log.close()
     assert file.stat().st_mode & 0o777 == 0o600
+
+
+async def test_an_export_stopped_halfway_lets_go_of_its_thread_and_its_read(
+    store: CallLog,
+) -> None:
+    records = [
+        CallRecord.arrive(f"s{n}", "x", "y", T0 + timedelta(seconds=n), ROUTE) for n in range(9)
+    ]
+    await store.save_batch(records, [])
+    rows = store.stream_rows(CallQuery(), ("id",), batch=2)
+    assert await anext(rows) == [("s0",), ("s1",)]
+    await rows.aclose()  # a download the client gave up on
+    for _ in range(100):
+        if not any(t.name.startswith("vvk-pbx-export") for t in threading.enumerate()):
+            break
+        await asyncio.sleep(0.01)
+    else:
+        raise AssertionError("the export's worker thread is still there")
+    await store.save_call(replace(records[0], outcome=Outcome.ANSWERED))
+    if store.engine.dialect.name == "sqlite":
+        # A checkpoint that truncates the WAL waits for every reader of an older snapshot:
+        # the stopped export's statement is gone, so none is left.
+        with contextlib.closing(sqlite3.connect(str(store.engine.url.database))) as other:
+            busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert busy == 0
+    again = [row async for page in store.stream_rows(CallQuery(), ("id",)) for row in page]
+    assert again == [(r.id,) for r in records]
+
+
+async def test_an_export_of_a_broken_database_is_a_storage_error(tmp_path: Path) -> None:
+    path = tmp_path / "calls.sqlite3"
+    store = await CallLog.open(f"sqlite+aiosqlite:///{path}")
+    try:
+        with sqlite3.connect(path) as other:
+            other.execute("ALTER TABLE calls RENAME TO gone")
+        with pytest.raises(StorageError, match="exporting calls failed"):
+            async for _page in store.stream_rows(CallQuery(), ("id",)):
+                pass
+    finally:
+        await store.close()

@@ -7,18 +7,29 @@ import csv
 import io
 import json
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from openpyxl import load_workbook
 
-from tests.conftest import SAMPLE_CONFIG
-from tests.fakes import MemoryAudit, MemoryStore
+from tests import export_oracle
+from tests.conftest import SAMPLE_CONFIG, STHLM
+from tests.fakes import MemoryAudit, MemoryStore, plain_row
 from tests.unit.flowtable import OPEN, call
 from vvk_pbx.config import load
 from vvk_pbx.domain.callflow.states import Queued
-from vvk_pbx.domain.calls import CallRecord, display_name
-from vvk_pbx.services.export import COLUMNS, ExportError, ExportService, Filter, neutralise
+from vvk_pbx.domain.calls import CallRecord, Outcome, display_name
+from vvk_pbx.domain.localtime import LocalIso
+from vvk_pbx.services.export import (
+    COLUMNS,
+    ExportError,
+    ExportService,
+    Filter,
+    _CsvLines,
+    neutralise,
+)
 
 NAMES = (
     '=HYPERLINK("http://example.invalid/?q="&A1;"x")',
@@ -138,3 +149,36 @@ def test_a_display_name_loses_the_quoted_pairs_asterisk_keeps() -> None:
     assert display_name(r"=HYPERLINK(\"x\")") == '=HYPERLINK("x")'
     assert display_name(r"back\\slash") == "back\\slash"
     assert display_name("Åsa Öberg, Växeln") == "Åsa Öberg, Växeln"
+
+
+TEXT = st.text(max_size=12)
+INSTANT = st.datetimes(
+    min_value=datetime(1950, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+)
+RECORD = st.builds(
+    CallRecord,
+    id=TEXT,
+    direction=TEXT,
+    caller=st.one_of(TEXT, st.from_regex(r"\A\+?0?[0-9 ]{0,14}\Z")),
+    called=TEXT,
+    arrived_at=INSTANT,
+    caller_name=TEXT,
+    ring_started_at=st.none() | INSTANT,
+    answered_at=st.none() | INSTANT,
+    answered_by=st.none() | TEXT,
+    ended_at=st.none() | INSTANT,
+    outcome=st.sampled_from(Outcome),
+    rings=st.none() | st.integers(-5, 10**6),
+    within_goal=st.none() | st.booleans(),
+    trace=st.lists(TEXT, max_size=3).map(tuple),
+)
+
+
+@given(records=st.lists(RECORD, max_size=6), fmt=st.sampled_from(["csv", "csv-sv"]))
+def test_csv_lines_are_what_csv_writer_wrote_for_any_cells(
+    records: list[CallRecord], fmt: str
+) -> None:
+    lines = _CsvLines(";" if fmt == "csv-sv" else ",", LocalIso(STHLM))
+    written = lines.header() + lines.page([plain_row(r, COLUMNS) for r in records])
+    expected = export_oracle.export(records, fmt, STHLM).decode().removeprefix("\ufeff")
+    assert written == expected

@@ -1,7 +1,10 @@
 """Exports of the call log (F1, S1): CSV, a Swedish-Excel CSV, JSON lines and XLSX, streamed.
 
-Rows come from the store a page at a time (``CallLog.stream_calls``) and go out
-as they come, so memory stays flat over a year of calls. Every export is
+Rows come from the store a page at a time as plain tuples of the exported
+columns (``CallLog.stream_rows``, no ``CallRecord`` built) and go out as they
+come, so memory stays flat over a year of calls. Local times come from a
+per-hour cache of the zone's offset (``domain.localtime.LocalIso``); CSV lines
+are joined directly where csv would quote nothing (``_CsvLines``). Every export is
 recorded in the audit log (who, when, which filter, how many rows) once it is
 written.
 
@@ -18,13 +21,14 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import IO, Any, Protocol
 
 from vvk_pbx.config import Settings
 from vvk_pbx.domain.calls import CallRecord, Outcome
+from vvk_pbx.domain.localtime import LocalIso
 from vvk_pbx.domain.routing import digits
 from vvk_pbx.storage.audit import Export
 from vvk_pbx.storage.calllog import CallQuery
@@ -86,9 +90,14 @@ class Filter:
 
 
 class CallSource(Protocol):
+    """The call log as the exports and the report read it (``storage.calllog.CallLog``)."""
+
     def stream_calls(
         self, where: CallQuery, batch: int = 2000
     ) -> AsyncIterator[list[CallRecord]]: ...
+    def stream_rows(
+        self, where: CallQuery, columns: Sequence[str], batch: int = 2000
+    ) -> AsyncIterator[list[tuple[Any, ...]]]: ...
     async def count_calls(self, where: CallQuery) -> int: ...
 
 
@@ -104,47 +113,140 @@ def neutralise(cell: str) -> str:
     return cell
 
 
-def values(record: CallRecord, tz: tzinfo) -> list[str | int | bool | None]:
-    """One call's cells in ``COLUMNS`` order: times ISO 8601 in ``tz``, the trace joined.
-    Written out field by field: it runs once per exported row."""
-    r = record
+# within_goal as the store gives it (0/1, None) -> as CSV has always written the bool.
+_GOAL_CSV = {None: "", 0: "False", 1: "True"}
+_GOAL = {None: None, 0: False, 1: True}
+_decode = json.JSONDecoder().decode
 
-    def local(at: datetime | None) -> str | None:
-        return None if at is None else at.astimezone(tz).isoformat()
 
+class _Traces:
+    """The trace's JSON text → its cell (joined with `` | ``; ``csv``: neutralised), kept:
+    a site's calls take a handful of routes, so most traces repeat, and decoding
+    costs more than the rest of a row's cells. At most ``MAX`` kept, then anew."""
+
+    MAX = 4096
+
+    def __init__(self, csv: bool) -> None:
+        self.csv = csv
+        self._cells: dict[str, str] = {}
+
+    def cell(self, text: str) -> str:
+        cell = self._cells.get(text)
+        if cell is None:
+            cell = " | ".join(_decode(text))
+            if self.csv:
+                cell = neutralise(cell)
+            if len(self._cells) >= self.MAX:
+                self._cells.clear()
+            self._cells[text] = cell
+        return cell
+
+
+def values(
+    row: Sequence[Any], iso: Callable[[str], str], trace_cell: Callable[[str], str]
+) -> list[str | int | bool | None]:
+    """One call's cells from the store's plain row (``COLUMNS``, ``stream_rows``): times
+    ISO 8601 in the site's zone (``iso``: ``LocalIso.iso``), the trace joined
+    (``trace_cell``: ``_Traces.cell``), the rest raw."""
+    (id_, arrived, direction, caller, name, called, ring, answered, by, ended, outcome,
+     rings, goal, trace) = row  # fmt: skip
     return [
-        r.id,
-        local(r.arrived_at),
-        r.direction,
-        r.caller,
-        r.caller_name,
-        r.called,
-        local(r.ring_started_at),
-        local(r.answered_at),
-        r.answered_by,
-        local(r.ended_at),
-        r.outcome.value,
-        r.rings,
-        r.within_goal,
-        " | ".join(r.trace),
+        id_,
+        iso(arrived),
+        direction,
+        caller,
+        name,
+        called,
+        None if ring is None else iso(ring),
+        None if answered is None else iso(answered),
+        by,
+        None if ended is None else iso(ended),
+        outcome,
+        rings,
+        _GOAL[goal],
+        trace_cell(trace),
     ]
 
 
-# The cells that come from outside (the caller, the dialplan, the trace that quotes them):
-# only these can hold a formula; the rest are our own ids, times and words.
-OUTSIDE = tuple(
-    COLUMNS.index(c) for c in ("caller", "caller_name", "called", "answered_by", "trace")
-)
+class _Line:
+    """A text sink that keeps the one line ``csv.writer.writerow`` wrote."""
+
+    line = ""
+
+    def write(self, text: str) -> int:
+        self.line = text
+        return len(text)
+
+
+class _CsvLines:
+    """Rows as the lines ``csv.writer(delimiter=…)`` writes, CRLF after each, the cells
+    from outside neutralised. The cells are joined directly; a line whose cells hold a
+    delimiter, a quote, a CR or an LF (the only cells csv would quote) is written by
+    csv itself, so every line is csv's, character for character (a property test
+    holds the two together)."""
+
+    def __init__(self, delimiter: str, local: LocalIso) -> None:
+        self.delimiter = delimiter
+        self.local = local
+        self._traces = _Traces(csv=True)
+        self._sink = _Line()
+        self._writer = csv.writer(self._sink, delimiter=delimiter)
+
+    def header(self) -> str:
+        self._writer.writerow(COLUMNS)
+        return self._sink.line
+
+    def page(self, rows: Sequence[Sequence[Any]]) -> str:
+        # Written out field by field, with local names: it runs once per exported row.
+        iso, n, trace_cell, triggers = self.local.iso, neutralise, self._traces.cell, TRIGGERS
+        delimiter, by_csv = self.delimiter, self._by_csv
+        width = len(COLUMNS) - 1
+        lines = []
+        for (id_, arrived, direction, caller, name, called, ring, answered, by, ended,
+             outcome, rings, goal, trace) in rows:  # fmt: skip
+            # Only the cells from outside (the caller, the dialplan, the trace that quotes
+            # them) can hold a formula; the rest are our own ids, times and words. The
+            # test before neutralise(): most cells start with no trigger, and a call costs
+            # more than the test.
+            cells = (
+                id_,
+                iso(arrived),
+                direction,
+                n(caller) if caller.startswith(triggers) else caller,
+                n(name) if name.startswith(triggers) else name,
+                n(called) if called.startswith(triggers) else called,
+                "" if ring is None else iso(ring),
+                "" if answered is None else iso(answered),
+                "" if by is None else (n(by) if by.startswith(triggers) else by),
+                "" if ended is None else iso(ended),
+                outcome,
+                "" if rings is None else str(rings),
+                _GOAL_CSV[goal],
+                trace_cell(trace),
+            )
+            line = delimiter.join(cells)
+            if line.count(delimiter) != width or '"' in line or "\r" in line or "\n" in line:
+                line = by_csv(cells)
+            lines.append(line)
+        lines.append("")  # the last line's CRLF
+        return "\r\n".join(lines)
+
+    def _by_csv(self, cells: Sequence[str]) -> str:
+        self._writer.writerow(cells)
+        return self._sink.line[:-2]  # without its CRLF
 
 
 class ExportService:
     """Builds the query from a filter and writes one export to a file-like output."""
 
-    def __init__(self, calls: CallSource, audit: AuditPort, settings: Settings) -> None:
+    def __init__(
+        self, calls: CallSource, audit: AuditPort, settings: Settings, batch: int = 2000
+    ) -> None:
         self.calls = calls
         self.audit = audit
         self.settings = settings
         self.tz = settings.site.tz
+        self.batch = batch  # rows a page, read and written at once
 
     def query(self, wanted: Filter) -> CallQuery:
         """The store's query for ``wanted``. Raises ``ExportError`` for a direction,
@@ -194,30 +296,24 @@ class ExportService:
         ``progress(n)`` after each page. Raises ``ExportError`` and ``StorageError``."""
         if fmt not in FORMATS:
             raise ExportError("format", f"format is one of {', '.join(FORMATS)}")
-        pages = self.calls.stream_calls(self.query(wanted))
+        pages = self.calls.stream_rows(self.query(wanted), COLUMNS, self.batch)
+        local = LocalIso(self.tz)
         if fmt == "xlsx":
-            rows = await _xlsx(pages, self.tz, out, progress)
+            rows = await _xlsx(pages, local, out, progress)
         elif fmt == "jsonl":
-            rows = await _jsonl(pages, self.tz, out, progress)
+            rows = await _jsonl(pages, local, out, progress)
         else:
-            rows = await _csv(pages, self.tz, out, progress, swedish=fmt == "csv-sv")
+            rows = await _csv(pages, local, out, progress, swedish=fmt == "csv-sv")
         await self.audit.record(Export(now, who, fmt, wanted.described(self.tz), rows))
         return rows
 
 
-class _Text:
-    """A text sink over a binary output, for the csv module."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        self.out = out
-
-    def write(self, text: str) -> int:
-        return self.out.write(text.encode("utf-8"))
+Pages = AsyncIterator[list[tuple[Any, ...]]]
 
 
 async def _csv(
-    pages: AsyncIterator[list[CallRecord]],
-    tz: tzinfo,
+    pages: Pages,
+    local: LocalIso,
     out: IO[bytes],
     progress: Callable[[int], None],
     swedish: bool,
@@ -226,45 +322,41 @@ async def _csv(
     Swedish locale reads a CSV file without asking."""
     if swedish:
         out.write("\ufeff".encode())
-    writer = csv.writer(_Text(out), delimiter=";" if swedish else ",")
-    writer.writerow(COLUMNS)
+    lines = _CsvLines(";" if swedish else ",", local)
+    out.write(lines.header().encode())
     rows = 0
     async for page in pages:
-        writer.writerows(_neutralised(values(r, tz)) for r in page)
+        out.write(lines.page(page).encode())
         rows += len(page)
         progress(rows)
     return rows
 
 
-def _neutralised(row: list[str | int | bool | None]) -> list[str | int | bool | None]:
-    for index in OUTSIDE:
-        cell = row[index]
-        if isinstance(cell, str):
-            row[index] = neutralise(cell)
-    return row
-
-
 async def _jsonl(
-    pages: AsyncIterator[list[CallRecord]],
-    tz: tzinfo,
+    pages: Pages,
+    local: LocalIso,
     out: IO[bytes],
     progress: Callable[[int], None],
 ) -> int:
     rows = 0
+    iso, trace_cell = local.iso, _Traces(csv=False).cell
     async for page in pages:
-        for record in page:
-            line = json.dumps(
-                dict(zip(COLUMNS, values(record, tz), strict=True)), ensure_ascii=False
+        text = "".join(
+            json.dumps(
+                dict(zip(COLUMNS, values(row, iso, trace_cell), strict=True)), ensure_ascii=False
             )
-            out.write(line.encode() + b"\n")
+            + "\n"
+            for row in page
+        )
+        out.write(text.encode())
         rows += len(page)
         progress(rows)
     return rows
 
 
 async def _xlsx(
-    pages: AsyncIterator[list[CallRecord]],
-    tz: tzinfo,
+    pages: Pages,
+    local: LocalIso,
     out: IO[bytes],
     progress: Callable[[int], None],
 ) -> int:
@@ -277,10 +369,11 @@ async def _xlsx(
     sheet = book.create_sheet("Samtal")
     sheet.append(list(COLUMNS))
     rows = 0
+    iso, trace_cell = local.iso, _Traces(csv=False).cell
     async for page in pages:
-        for record in page:
+        for row in page:
             cells = []
-            for value in values(record, tz):
+            for value in values(row, iso, trace_cell):
                 cell = WriteOnlyCell(sheet, value=value)
                 if isinstance(value, str):
                     cell.data_type = "s"  # openpyxl would take "=..." for a formula

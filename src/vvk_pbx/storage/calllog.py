@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
@@ -26,17 +27,38 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, create_engine, delete, event, func, or_, select, tuple_
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Connection,
+    CursorResult,
+    Integer,
+    String,
+    Text,
+    create_engine,
+    delete,
+    event,
+    func,
+    or_,
+    select,
+    tuple_,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
 
 from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
-from vvk_pbx.storage.tables import calls, legs
+from vvk_pbx.domain.localtime import utc_instant
+from vvk_pbx.storage.tables import UtcDateTime, calls, legs
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 ENV_VAR = "VVK_PBX_DATABASE_URL"
+# How ``CallLog.stream_rows`` gives times: UTC, ``2026-03-29 00:59:59.250000``. It is
+# how SQLAlchemy keeps a datetime in SQLite, so SQLite's rows need no conversion.
+UTC_TEXT = "%Y-%m-%d %H:%M:%S.%f"
 
 
 class StorageError(RuntimeError):
@@ -119,6 +141,13 @@ def _never_wait(dbapi_connection: Any, _record: Any) -> None:
     # The writer runs on the event loop: a lock fails at once, and is retried later.
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA busy_timeout=0")
+    cursor.close()
+
+
+def _reader_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA query_only=ON")  # an export's connection never writes
     cursor.close()
 
 
@@ -320,6 +349,48 @@ class CallLog:
                 return
             after = (page[-1].arrived_at, page[-1].id)
 
+    async def stream_rows(
+        self, where: CallQuery, columns: Sequence[str], batch: int = 2000
+    ) -> AsyncIterator[list[tuple[Any, ...]]]:
+        """The ``columns`` (names of the calls table's columns, in that order) of the calls
+        ``where`` selects, oldest first (``arrived_at``, ``id``), ``batch`` rows at a
+        time, as plain tuples: the exports' read, which builds no ``CallRecord``
+        (docs/decisions.md). Times are UTC text (``UTC_TEXT``), the trace its JSON
+        text, ``within_goal`` 0 or 1, a null None; the rest as stored.
+
+        SQLite: one statement on a synchronous connection of its own,
+        read ``batch`` rows at a time in a worker thread, so the event loop runs
+        while SQLite reads; the statement's read transaction lasts the export
+        (WAL: writers go on). PostgreSQL: keyset pages, as ``stream_calls``.
+        Memory stays flat either way. Raises ``StorageError``; ``KeyError`` for a
+        name that is no column."""
+        sqlite = self.engine.dialect.name == "sqlite"
+        wanted = [_plain(calls.c[name], sqlite) for name in columns]
+        if sqlite:
+            query = where.select().with_only_columns(*wanted)
+            query = query.order_by(calls.c.arrived_at, calls.c.id)
+            async for page in _read_in_thread(_SqliteRead(self.engine.url, query), batch):
+                yield page
+            return
+        # The keyset needs the last row's arrived_at and id: asked for as extra cells
+        # when the caller did not ask for them, and cut off again.
+        extra = [name for name in ("arrived_at", "id") if name not in columns]
+        names = [*columns, *extra]
+        wanted += [_plain(calls.c[name], sqlite) for name in extra]
+        at, id_ = names.index("arrived_at"), names.index("id")
+        after: tuple[datetime, str] | None = None
+        while True:
+            query = where.select().with_only_columns(*wanted)
+            query = query.order_by(calls.c.arrived_at, calls.c.id).limit(batch)
+            if after is not None:
+                query = query.where(tuple_(calls.c.arrived_at, calls.c.id) > after)
+            rows = await self._rows(query, "exporting calls")
+            if rows:
+                after = (utc_instant(rows[-1][at]), rows[-1][id_])
+                yield [tuple(row[: len(columns)]) for row in rows]
+            if len(rows) < batch:
+                return
+
     async def count_calls(self, where: CallQuery) -> int:
         """How many calls ``where`` selects. Raises ``StorageError``."""
         query = select(func.count()).select_from(where.select().subquery())
@@ -408,6 +479,71 @@ class CallQuery:
                 or record.answered_by in (self.answered_among or ())
             )
         )
+
+
+def _plain(column: Any, sqlite: bool) -> Any:
+    """``column`` as ``stream_rows`` gives it: the driver's plain value, no type's result
+    processing (that is what costs per row)."""
+    if isinstance(column.type, UtcDateTime):
+        if sqlite:
+            return type_coerce(column, String)  # SQLite holds it as UTC_TEXT already
+        utc = func.timezone("UTC", column)
+        return func.to_char(utc, "YYYY-MM-DD HH24:MI:SS.US").label(column.name)
+    if isinstance(column.type, JSON):
+        return type_coerce(column, String) if sqlite else column.cast(Text).label(column.name)
+    if isinstance(column.type, Boolean):
+        return type_coerce(column, Integer) if sqlite else column.cast(Integer).label(column.name)
+    return column
+
+
+class _SqliteRead:
+    """One SELECT on a synchronous SQLite connection of its own; every method runs in the
+    one worker thread of ``_read_in_thread``."""
+
+    def __init__(self, url: Any, query: Any) -> None:
+        self.url = url
+        self.query = query
+        self.connection: Connection | None = None
+        self.result: CursorResult[Any] | None = None
+
+    def fetch(self, batch: int) -> list[tuple[Any, ...]]:
+        if self.result is None:
+            engine = create_engine(self.url.set(drivername="sqlite"), poolclass=NullPool)
+            event.listen(engine, "connect", _reader_pragmas)
+            self.connection = engine.connect()
+            self.result = self.connection.execute(self.query)
+        # The driver's own tuples: SQLAlchemy's Row costs more per row than the cells
+        # (measured), and for SQLite its result buffers nothing ahead of the cursor.
+        rows: list[tuple[Any, ...]] = list(self.result.cursor.fetchmany(batch))
+        return rows
+
+    def close(self) -> None:
+        connection, self.connection, self.result = self.connection, None, None
+        if connection is not None:
+            with contextlib.suppress(SQLAlchemyError):
+                connection.close()
+            connection.engine.dispose()
+
+
+async def _read_in_thread(read: _SqliteRead, batch: int) -> AsyncIterator[list[tuple[Any, ...]]]:
+    """``read``'s rows, ``batch`` at a time, each batch fetched in one worker thread (the
+    SQLite connection stays in the thread that made it). Raises ``StorageError``."""
+    loop = asyncio.get_running_loop()
+    worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="vvk-pbx-export")
+    try:
+        while True:
+            try:
+                rows = await loop.run_in_executor(worker, read.fetch, batch)
+            except (SQLAlchemyError, OSError) as exc:
+                raise StorageError(f"call log: exporting calls failed: {exc}") from exc
+            if rows:
+                yield rows
+            if len(rows) < batch:
+                return
+    finally:
+        # Queued behind a fetch still running when the export was cancelled: never awaited.
+        worker.submit(read.close)
+        worker.shutdown(wait=False)
 
 
 def _call_row(record: CallRecord) -> dict[str, Any]:
