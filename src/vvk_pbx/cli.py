@@ -28,7 +28,7 @@ from vvk_pbx.services.clock import SystemClock
 if TYPE_CHECKING:
     # Imported where used: the controller's wiring pulls in aiohttp and SQLAlchemy,
     # which commands such as `hours` and `check-config` never need.
-    from vvk_pbx import bootstrap
+    from vvk_pbx import stores
 
 T = TypeVar("T")
 
@@ -215,7 +215,7 @@ def simulate(
     dialed string starts with * or #); any other caller comes from the trunk.
     Referrals are read from the call log's database; nothing is stored.
     """
-    from vvk_pbx import bootstrap
+    from vvk_pbx import stores
     from vvk_pbx.asterisk.local import Layout
     from vvk_pbx.services.simulation import caller_kind, simulate
 
@@ -231,9 +231,9 @@ def simulate(
 
     async def work() -> Any:
         try:
-            async with bootstrap.open_stores(settings, Layout.default(), database, False) as st:
+            async with stores.open_stores(settings, Layout.default(), database, False) as st:
                 return await simulate(policy, st.referrals, caller, dialed, when)
-        except bootstrap.StorageError:
+        except stores.StorageError:
             return await simulate(policy, None, caller, dialed, when)  # no database: no referrals
 
     import asyncio
@@ -293,6 +293,24 @@ def run_controller(
         raise typer.Exit(1) from None
 
 
+@app.command(
+    "supervise",
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def supervise_controller(
+    ctx: typer.Context,
+    pid_file: Annotated[
+        Path | None,
+        typer.Option(help="Write the running controller's pid here (it changes at a restart)."),
+    ] = None,
+) -> None:
+    """Run the controller (`vvk-pbx run`, with the options given after this command) and
+    start it again at once if it dies; SIGTERM stops both (issue 13)."""
+    from vvk_pbx.supervise import supervise
+
+    raise typer.Exit(supervise(ctx.args, pid_file))
+
+
 calls_app = typer.Typer(help="The call log (A1, F1).", no_args_is_help=True)
 app.add_typer(calls_app, name="calls")
 
@@ -301,24 +319,24 @@ def _with_store(
     database: str | None,
     command: str,
     settings: Settings,
-    work: Callable[[bootstrap.Stores], Awaitable[T]],
+    work: Callable[[stores.Stores], Awaitable[T]],
     create: bool = True,
 ) -> T:
-    """Run ``work(stores)`` on the database (``bootstrap.open_stores``; ``create`` False for
+    """Run ``work(stores)`` on the database (``stores.open_stores``; ``create`` False for
     commands that only read); a storage error is printed as ``vvk-pbx COMMAND: reason``
     and exits 1."""
     import asyncio
 
-    from vvk_pbx import bootstrap
+    from vvk_pbx import stores
     from vvk_pbx.asterisk.local import Layout
 
     async def run() -> T:
-        async with bootstrap.open_stores(settings, Layout.default(), database, create) as stores:
-            return await work(stores)
+        async with stores.open_stores(settings, Layout.default(), database, create) as opened:
+            return await work(opened)
 
     try:
         return asyncio.run(run())
-    except bootstrap.StorageError as exc:
+    except stores.StorageError as exc:
         err.print(f"vvk-pbx {command}: {exc}", markup=False)
         raise typer.Exit(1) from None
 
@@ -330,7 +348,7 @@ def _calls(
     start = parse_instant(since, settings, "--since") if since else None
     end = parse_instant(until, settings, "--until") if until else None
 
-    async def fetch(stores: bootstrap.Stores) -> tuple[list[Any], dict[str, list[Any]]]:
+    async def fetch(stores: stores.Stores) -> tuple[list[Any], dict[str, list[Any]]]:
         records = await stores.calls.list_calls(start, end)
         return records, await stores.calls.legs_by_call([r.id for r in records])
 
@@ -433,14 +451,18 @@ def calls_export(
     now = _now(settings)
     who = f"cli:{getpass.getuser()}"
 
-    async def export(stores: bootstrap.Stores) -> int:
+    # The bar needs the total; counting is a pass over the rows, so only for a bar.
+    shown = (out_file is not None or not _sys.stdout.isatty()) and err.is_terminal
+
+    async def export(stores: stores.Stores) -> int:
         try:
-            total = await stores.exports.count(wanted)
+            stores.exports.query(wanted)  # a bad filter is refused before a file is made
+            total = await stores.exports.count(wanted) if shown else 0
         except ExportError as exc:
             raise typer.BadParameter(exc.reason, param_hint=f"--{exc.field}") from None
         target = out_file.open("wb") if out_file is not None else _sys.stdout.buffer
         try:
-            with _progress(total, out_file is not None or not _sys.stdout.isatty()) as tick:
+            with _progress(total, shown) as tick:
                 return await stores.exports.export(wanted, fmt, target, who, now, tick)
         finally:
             if out_file is not None:
@@ -479,7 +501,7 @@ def report(
     settings = _load_or_exit(config)
     now = _now(settings)
 
-    async def make(stores: bootstrap.Stores) -> str:
+    async def make(stores: stores.Stores) -> str:
         try:
             figures = await build(month, stores.calls, stores.referrals.messages, settings, now)
         except ReportError as exc:
@@ -634,7 +656,7 @@ def referrals_list(
     settings = _load_or_exit(config)
     when = parse_instant(at, settings) if at else _now(settings)
 
-    async def fetch(stores: bootstrap.Stores) -> list[dict[str, Any]]:
+    async def fetch(stores: stores.Stores) -> list[dict[str, Any]]:
         service = stores.referrals
         found = await service.in_force_now(when)
         return [views.referral_json(service, found[ext]) for ext in sorted(found)]
@@ -681,7 +703,7 @@ def referrals_set(
     begin = parse_instant(start, settings, "--from") if start else _now(settings)
     end = parse_instant(until, settings, "--until")
 
-    async def store_it(stores: bootstrap.Stores) -> dict[str, Any]:
+    async def store_it(stores: stores.Stores) -> dict[str, Any]:
         service = stores.referrals
         referral = await service.set_referral(
             extension, reason, begin, end, "cli", Source.CLI, note
@@ -709,7 +731,7 @@ def referrals_clear(
     settings = _load_or_exit(config)
     now = _now(settings)
 
-    async def clear(stores: bootstrap.Stores) -> Any:
+    async def clear(stores: stores.Stores) -> Any:
         return await stores.referrals.clear_referral(extension, now)
 
     try:
@@ -741,7 +763,7 @@ def pins_set(
     settings = _load_or_exit(config)
     chosen = pin if pin is not None else new_pin()
 
-    async def store_it(stores: bootstrap.Stores) -> None:
+    async def store_it(stores: stores.Stores) -> None:
         await stores.referrals.set_pin(extension, chosen)
 
     try:
@@ -777,7 +799,7 @@ def tokens_create(
         raise typer.BadParameter(str(exc), param_hint="--role") from None
     now = _now(settings)
 
-    async def create(stores: bootstrap.Stores) -> str:
+    async def create(stores: stores.Stores) -> str:
         try:
             return await stores.access.create_token(name, chosen, now)
         except TokenExistsError as exc:
@@ -803,7 +825,7 @@ def tokens_list(
     settings = _load_or_exit(config)
     tz = settings.site.tz
 
-    async def fetch(stores: bootstrap.Stores) -> list[dict[str, Any]]:
+    async def fetch(stores: stores.Stores) -> list[dict[str, Any]]:
         return [views.token_json(t, tz) for t in await stores.access.tokens()]
 
     rows = _with_store(database, "tokens", settings, fetch, create=False)
@@ -827,7 +849,7 @@ def tokens_revoke(
     settings = _load_or_exit(config)
     now = _now(settings)
 
-    async def revoke(stores: bootstrap.Stores) -> bool:
+    async def revoke(stores: stores.Stores) -> bool:
         return await stores.access.revoke(name, now)
 
     if not _with_store(database, "tokens", settings, revoke, create=False):
@@ -853,7 +875,7 @@ def callbacks(
     settings = _load_or_exit(config)
     now = _now(settings)
 
-    async def fetch(stores: bootstrap.Stores) -> list[dict[str, Any]]:
+    async def fetch(stores: stores.Stores) -> list[dict[str, Any]]:
         found = await stores.referrals.ledger(now, unit, overdue)
         return [views.message_json(m, now, settings.site.tz) for m in found]
 
@@ -914,10 +936,10 @@ def _log(message: str) -> None:
 def _now(settings: Settings) -> datetime:
     """The time every decision of a command reads: a running controller's (shifted by its
     --clock, said on stderr), else the real time."""
-    from vvk_pbx import bootstrap
+    from vvk_pbx import stores
     from vvk_pbx.asterisk.local import Layout
 
-    clock, note = bootstrap.cli_clock(Layout.default(), settings.site.tz)
+    clock, note = stores.cli_clock(Layout.default(), settings.site.tz)
     if note is not None:
         _log(note)
     return clock.now()

@@ -92,6 +92,17 @@ async def test_rows_survive_a_reopen_and_the_file_is_in_wal_mode(tmp_path: Path)
         assert raw.execute("SELECT version_num FROM alembic_version").fetchone()[0] == "0007"
 
 
+def test_the_head_revision_without_alembic_is_alembics_own() -> None:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from vvk_pbx.storage.calllog import MIGRATIONS, head_revision
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    assert head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
 async def test_a_call_log_from_the_first_release_is_upgraded_in_place(tmp_path: Path) -> None:
     from alembic import command
     from alembic.config import Config

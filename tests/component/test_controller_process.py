@@ -18,6 +18,7 @@ from tests.component.fake_ari import FakeAri
 from tests.conftest import SAMPLE_CONFIG, STHLM
 from tests.sse import next_event
 from vvk_pbx import bootstrap
+from vvk_pbx import stores as stores_module
 from vvk_pbx.asterisk.local import Layout
 from vvk_pbx.config import Settings, load
 from vvk_pbx.domain.access import Role
@@ -199,5 +200,5 @@ async def _lines_until(
 async def _operator_token(handle: Running) -> str:
     """An operator's bearer token in the running controller's database, as the CLI makes one."""
     settings = load(SAMPLE_CONFIG)
-    async with bootstrap.open_stores(settings, handle.layout, str(handle.database)) as stores:
+    async with stores_module.open_stores(settings, handle.layout, str(handle.database)) as stores:
         return await stores.access.create_token("console", Role.OPERATOR, datetime.now(STHLM))

@@ -123,7 +123,9 @@ def stop_demo() -> None:
 def _is_demo_process(cmdline: list[bytes]) -> bool:
     # A pid file may be stale: only signal a sipp or a `vvk-pbx run`.
     is_sipp = cmdline[0].endswith(b"sipp")
-    is_controller = b"run" in cmdline and any(part.endswith(b"vvk-pbx") for part in cmdline)
+    is_controller = (b"run" in cmdline or b"supervise" in cmdline) and any(
+        part.endswith((b"vvk-pbx", b"vvk_pbx")) for part in cmdline
+    )
     return is_sipp or is_controller
 
 
@@ -159,6 +161,7 @@ async def controller(pbx_env: PbxEnv, tmp_path: Path) -> AsyncIterator[Controlle
         tone_ms: int = 1000,
         pause_ms: int = 5000,
         edits: tuple[tuple[str, str], ...] = (),
+        supervised: bool = False,
     ) -> tuple[subprocess.Popen[bytes], str]:
         text = SAMPLE_CONFIG.read_text(encoding="utf-8")
         for old, new in (
@@ -172,10 +175,12 @@ async def controller(pbx_env: PbxEnv, tmp_path: Path) -> AsyncIterator[Controlle
         config.write_text(text, encoding="utf-8")
         database = f"sqlite+aiosqlite:///{tmp_path / 'calls.sqlite3'}"
         log = (tmp_path / "controller.log").open("ab")
+        # Supervised: `vvk-pbx supervise` runs the controller and writes its pid to
+        # controller.pid (tmp_path), as scripts/run does.
+        command = [VVK, "supervise", "--pid-file", str(tmp_path / "controller.pid")]
         process = subprocess.Popen(
             [
-                VVK,
-                "run",
+                *(command if supervised else [VVK, "run"]),
                 "--config",
                 str(config),
                 "--clock",

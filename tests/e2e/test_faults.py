@@ -10,14 +10,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from tests.e2e.harness import (
+    ONE_OPERATOR,
     OPEN_AT,
     Controller,
     Observer,
     Pbx,
     call_log,
+    dial,
     dialplan_app,
     entered_stasis,
     place_call,
@@ -127,4 +133,81 @@ async def test_a_killed_controller_keeps_talking_calls_connected(
         assert await our_bridges(observer) == {}, "the adopted calls' bridges went with them"
     finally:
         for sipp in (*callers, *phones):
+            await sipp.stop()
+
+
+def at(event: dict[str, Any]) -> datetime:
+    return datetime.fromisoformat(event["timestamp"])
+
+
+async def test_the_supervisor_restarts_a_killed_controller_before_a_waiting_caller_notices(
+    pbx: Pbx, observer: Observer, controller: Controller, tmp_path: Path
+) -> None:
+    """`vvk-pbx supervise` (scripts/run): the controller SIGKILLed while a caller talks
+    to the one operator and another waits hearing the ring tone. The supervisor
+    starts it again at once; within 3 s of the kill the waiting caller is in the
+    fallback, the ring tone played until then, and the fallback's own media follows
+    within 3 s: no silence longer. The talking call is adopted."""
+    supervisor, database = await controller(OPEN_AT, edits=(ONE_OPERATOR,), supervised=True)
+    phone = await start_phone(pbx, "1001", ring_ms=300)
+    callers = []
+    try:
+        callers.append(await place_call(pbx, SWITCHBOARD, caller_number="0700000411", hold_ms=-1))
+        talking = await entered_stasis(observer, "0700000411", "the first caller")
+        await observer.wait_for(dial("PJSIP/1001-", "ANSWER"), 15, "1001 answering")
+        callers.append(await place_call(pbx, SWITCHBOARD, caller_number="0700000412", hold_ms=-1))
+        waiting = await entered_stasis(observer, "0700000412", "the waiting caller")
+        ring = await observer.wait_for(
+            playback_started(waiting, "tone:ring;tonezone=se"), 20, "the waiting caller's ring tone"
+        )
+        pid_file = tmp_path / "controller.pid"
+        first = int(pid_file.read_text())
+        os.kill(first, signal.SIGKILL)
+        killed = datetime.now(UTC)
+        handed = await observer.wait_for(
+            lambda e: (
+                dialplan_app(e, "NoOp")
+                and e["channel"]["id"] == waiting
+                and e["channel"]["dialplan"]["context"] == "vvk-fallback-inbound"
+            ),
+            10,
+            "the waiting caller in the fallback",
+        )
+        gap = (at(handed) - killed).total_seconds()
+        assert gap <= 3.0, f"the waiting caller reached the fallback {gap:.1f} s after the kill"
+        finished = [
+            e
+            for e in observer.events
+            if e.get("type") == "PlaybackFinished" and e["playback"]["id"] == ring["playback"]["id"]
+        ]
+        # The ring tone played until the new controller stopped it to hand the caller over.
+        assert finished and (at(handed) - at(finished[0])).total_seconds() < 0.5
+        assert supervisor.poll() is None and int(pid_file.read_text()) != first
+        # The fallback routes by the real time, which the test's shifted clock does not
+        # move: its first media (a Dial ringing the operators, or the closed message
+        # after its Wait(0.5)) comes within 3 s of the hand-over either way.
+        media = await observer.wait_for(
+            lambda e: (
+                (dialplan_app(e, "Dial") or dialplan_app(e, "Playback"))
+                and e["channel"]["id"] == waiting
+            ),
+            5,
+            "the fallback's first media for the waiting caller",
+        )
+        assert (at(media) - at(handed)).total_seconds() <= 3.0
+        bridges = await our_bridges(observer)
+        assert list(bridges) == [f"{talking}:bridge"] and len(bridges[f"{talking}:bridge"]) == 2
+        for call_id in (talking, waiting):
+            await observer.rest("DELETE", f"channels/{call_id}")
+        calls = await call_log(
+            database,
+            lambda cs: all(
+                any(c["id"] == i and c["ended_at"] for c in cs) for i in (talking, waiting)
+            ),
+        )
+        by_id = {c["id"]: c for c in calls}
+        assert (by_id[talking]["outcome"], by_id[talking]["answered_by"]) == ("answered", "1001")
+        assert by_id[waiting]["outcome"] == "fallback"
+    finally:
+        for sipp in (*callers, phone):
             await sipp.stop()

@@ -181,7 +181,7 @@ def test_a_dead_controllers_clock_is_not_followed(tmp_path: Path) -> None:
     process.wait()
     (tmp_path / "clock.json").write_text(json.dumps({"offset_s": -1e6, "pid": process.pid}))
     from vvk_pbx.asterisk.local import Layout
-    from vvk_pbx.bootstrap import cli_clock
+    from vvk_pbx.stores import cli_clock
 
     clock, note = cli_clock(Layout(tmp_path, tmp_path))
     assert (clock.shifted, note) == (False, None)

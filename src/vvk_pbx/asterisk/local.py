@@ -108,7 +108,7 @@ class Layout:
 
     @property
     def clock_file(self) -> Path:
-        """A running controller's clock shift, for the CLI (``bootstrap.cli_clock``)."""
+        """A running controller's clock shift, for the CLI (``stores.cli_clock``)."""
         return self.state / "clock.json"
 
     @property

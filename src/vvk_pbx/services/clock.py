@@ -3,7 +3,7 @@
 ``Clock.now()`` is the controller's time: opening hours, referrals in force,
 busy pauses, deadlines and the queue's order all read it, and ``--clock``
 shifts it for demos and tests (the CLI and the API follow the shift of a
-running controller, ``bootstrap.cli_clock``). ``Clock.real()`` is the
+running controller, ``stores.cli_clock``). ``Clock.real()`` is the
 unshifted time: the timeline of Asterisk's event timestamps, which the call
 log keeps (A1), used only where no Asterisk event gives a time. In production
 the two are the same instant.
