@@ -203,7 +203,7 @@ def markdown(timed: list[Timed], description: dict[str, str], when: datetime, ru
         "|---|---|---|---|---|---|",
     ]
     for t in timed:
-        ratio = f"{t.median_s / yardstick:.1f}×" if t is not timed[0] else "1×"
+        ratio = f"{t.median_s / yardstick:.2f}×" if t is not timed[0] else "1×"
         lines.append(
             f"| {t.name} | {t.median_s:.2f} | {min(t.seconds):.2f} | {max(t.seconds):.2f} "
             f"| {ratio} | {t.peak_mb:.0f} |"

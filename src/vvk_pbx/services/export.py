@@ -199,16 +199,13 @@ class _CsvLines:
     def page(self, rows: Sequence[Sequence[Any]]) -> str:
         # Written out field by field, with local names: it runs once per exported row.
         iso, n, trace_cell, triggers = self.local.iso, neutralise, self._traces.cell, TRIGGERS
-        delimiter, by_csv = self.delimiter, self._by_csv
-        width = len(COLUMNS) - 1
-        lines = []
-        for (id_, arrived, direction, caller, name, called, ring, answered, by, ended,
-             outcome, rings, goal, trace) in rows:  # fmt: skip
-            # Only the cells from outside (the caller, the dialplan, the trace that quotes
-            # them) can hold a formula; the rest are our own ids, times and words. The
-            # test before neutralise(): most cells start with no trigger, and a call costs
-            # more than the test.
-            cells = (
+        delimiter, goal_csv = self.delimiter, _GOAL_CSV
+        # Only the cells from outside (the caller, the dialplan, the trace that quotes
+        # them) can hold a formula; the rest are our own ids, times and words. The
+        # test before neutralise(): most cells start with no trigger, and a call costs
+        # more than the test.
+        cells = [
+            (
                 id_,
                 iso(arrived),
                 direction,
@@ -221,12 +218,43 @@ class _CsvLines:
                 "" if ended is None else iso(ended),
                 outcome,
                 "" if rings is None else str(rings),
-                _GOAL_CSV[goal],
+                goal_csv[goal],
                 trace_cell(trace),
             )
-            line = delimiter.join(cells)
+            for (
+                id_,
+                arrived,
+                direction,
+                caller,
+                name,
+                called,
+                ring,
+                answered,
+                by,
+                ended,
+                outcome,
+                rings,
+                goal,
+                trace,
+            ) in rows
+        ]
+        joined = "\n".join(map(delimiter.join, cells))
+        # One look at the whole page: csv quotes a cell only for a delimiter, a quote, a
+        # CR or an LF in it. None anywhere (the delimiters all between cells) and every
+        # line is csv's as it is; else the page goes line by line.
+        width = len(COLUMNS) - 1
+        if (
+            joined.count(delimiter) == width * len(cells)
+            and joined.count("\n") == len(cells) - 1
+            and '"' not in joined
+            and "\r" not in joined
+        ):
+            return joined.replace("\n", "\r\n") + "\r\n" if cells else ""
+        lines = []
+        for one in cells:
+            line = delimiter.join(one)
             if line.count(delimiter) != width or '"' in line or "\r" in line or "\n" in line:
-                line = by_csv(cells)
+                line = self._by_csv(one)
             lines.append(line)
         lines.append("")  # the last line's CRLF
         return "\r\n".join(lines)
