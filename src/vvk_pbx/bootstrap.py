@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 from collections.abc import Coroutine
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -16,6 +18,7 @@ from vvk_pbx.ari.client import AriClient, AriConfig, AriError, EventStream, Orde
 from vvk_pbx.ari.models import USED_EVENT_TYPES, DeviceStateChanged, Event
 from vvk_pbx.asterisk.local import Layout, ari_password
 from vvk_pbx.asterisk.prompts import PROMPT_DIR, catalogue
+from vvk_pbx.asterisk.render import ChrootPaths
 from vvk_pbx.config.model import Settings
 from vvk_pbx.domain.calendar import Calendar
 from vvk_pbx.http.api import Services, make_app
@@ -33,12 +36,16 @@ from vvk_pbx.services.retention import RetentionJob
 from vvk_pbx.storage.access import AccessStore
 from vvk_pbx.storage.audit import AuditLog
 from vvk_pbx.storage.calllog import CallLog, StorageError, default_url
+from vvk_pbx.storage.cdr import CDR_FILE, CdrFile
 from vvk_pbx.storage.voicemail import MessageStore
 from vvk_pbx.stores import publish_clock, referral_service
 
 log = logging.getLogger("vvk_pbx")
 # How often voicemail the ledger lacks is looked for in Asterisk's spool (seconds).
 RECOVER_S = 60
+# How often Asterisk's CDR file is read for the calls only the fallback handled
+# (seconds): a call that ended just after a restart is in the log this soon.
+CDR_S = 5
 # How long a stopping controller waits for the call log's last writes (seconds).
 SHUTDOWN_FLUSH_S = 10
 
@@ -79,7 +86,7 @@ async def run(
     dispatcher: OrderedDispatcher[Item] = OrderedDispatcher(controller.handle, controller.key)
     controller.submit = dispatcher.submit  # posted events queue behind the call's own
     reconciliation = Reconciliation(
-        ari, asterisk.app, controller, store, recorder, referrals, clock
+        ari, asterisk.app, controller, store, recorder, referrals, clock, CdrFile(cdr_file(layout))
     )
     lines = LineStates(ari, (ext for ext, _ in settings.extensions()))
     missing_prompts: list[str] = []
@@ -157,8 +164,18 @@ async def run(
             if stream.connected.is_set() and not stop.is_set():
                 await reconciliation.follow_up()
 
+    async def cdr_loop() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), CDR_S)
+            try:
+                await reconciliation.import_fallback_calls()
+            except Exception as exc:  # a database that is down: the lines wait
+                log.warning("the fallback's calls from the CDR not logged yet: %s", exc)
+
     events = asyncio.create_task(stream.run())
     recovery = asyncio.create_task(follow_up_loop())
+    cdr = asyncio.create_task(cdr_loop())
     board = asyncio.create_task(feed.run())
     lag = asyncio.create_task(metrics.watch_loop())
     retention = RetentionJob(
@@ -176,6 +193,7 @@ async def run(
         stream.stop()
         await events
         await recovery
+        cdr.cancel()
         board.cancel()
         lag.cancel()
         sweeper.cancel()
@@ -198,6 +216,15 @@ async def run(
         await store.close()
         if shared_clock is not None:
             shared_clock.unlink(missing_ok=True)
+
+
+def cdr_file(layout: Layout) -> Path:
+    """Asterisk's CDR file (``dialplan/cdr_custom.conf``): ``$VVK_PBX_CDR_FILE`` (a
+    container's shared log volume), else the local Asterisk's, in its rootfs."""
+    explicit = os.environ.get("VVK_PBX_CDR_FILE")
+    if explicit:
+        return Path(explicit)
+    return layout.inside(ChrootPaths().log) / "cdr-custom" / CDR_FILE
 
 
 def _watch(

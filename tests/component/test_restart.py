@@ -6,6 +6,7 @@ and ``GET /bridges`` list them after a SIGKILL."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from tests.component.test_calls import OPEN, Rig, destroyed, open_, ts
@@ -14,6 +15,7 @@ from vvk_pbx.domain.callflow.states import Connected
 from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
 from vvk_pbx.domain.routing import CallKind, route
 from vvk_pbx.storage.calllog import StorageError
+from vvk_pbx.storage.cdr import CdrFile
 
 __all__ = ["open_"]  # the rig fixture, open hours
 
@@ -124,3 +126,62 @@ async def test_a_call_is_adopted_even_when_the_call_log_does_not_answer(open_: R
     line = open_.controller.registry.line("a")
     assert line is not None and line.call.state == Connected("a:op1", "1001")
     assert any("could not be read" in step for step in line.call.record.trace)
+
+
+def cdr_line(
+    call_id: str, kind: str, party: str, start: float, answer: float, end: float, disposition: str
+) -> str:
+    """A line as cdr_custom writes it (dialplan/cdr_custom.conf)."""
+    cells = [
+        call_id,
+        kind,
+        "0701234567",
+        "012319100",
+        party,
+        f"{start:.6f}",
+        f"{answer:.6f}" if answer else "",
+        f"{end:.6f}",
+        disposition,
+        "Karin",
+    ]
+    return ",".join(f'"{c}"' for c in cells) + "\n"
+
+
+async def test_calls_only_the_fallback_handled_are_logged_once_from_the_cdr(
+    open_: Rig, tmp_path: Path
+) -> None:
+    start = OPEN.timestamp()
+    path = tmp_path / "vvk-calls.csv"
+    # "f1": the fallback rang both operators, 1002 answered; "f2": closed message, no
+    # party; "had": a call a controller had (no mark); "known": marked but logged.
+    path.write_text(
+        cdr_line("f1", "inbound", "PJSIP/1001-00000001", start, 0, start + 20, "NO ANSWER")
+        + cdr_line("f1", "inbound", "PJSIP/1002-00000002", start, start + 4, start + 60, "ANSWERED")
+        + cdr_line("f2", "inbound", "", start + 1, start + 1.5, start + 9, "ANSWERED")
+        + cdr_line("had", "", "PJSIP/1001-00000003", start, start + 2, start + 30, "ANSWERED")
+        + cdr_line("known", "inbound", "", start, start + 1, start + 5, "ANSWERED")
+        + '"half-written'
+    )
+    logged(open_, "known", "1001")
+    open_.reconciliation.cdr = CdrFile(path)
+    assert await open_.reconciliation.import_fallback_calls() == 2
+    record = open_.store.calls["f1"]
+    assert (record.outcome, record.answered_by) == (Outcome.FALLBACK, "1002")
+    assert record.answered_at == OPEN + timedelta(seconds=4)
+    assert record.ended_at == OPEN + timedelta(seconds=60)
+    assert record.caller_name == "Karin" and record.direction == "external"
+    assert any("CDR" in step for step in record.trace)
+    quiet = open_.store.calls["f2"]
+    assert (quiet.outcome, quiet.answered_by, quiet.ended_at) == (
+        Outcome.FALLBACK,
+        None,
+        OPEN + timedelta(seconds=9),
+    )
+    assert "had" not in open_.store.calls
+    assert open_.store.calls["known"].outcome is not Outcome.FALLBACK, "a logged call is left"
+    # Read again (a later round, a restart): nothing twice; the half line waits.
+    assert await open_.reconciliation.import_fallback_calls() == 0
+    with path.open("a") as out:
+        out.write('",x\n' + cdr_line("f3", "internal", "", start, 0, start + 3, "NO ANSWER"))
+    assert await open_.reconciliation.import_fallback_calls() == 1
+    assert open_.store.calls["f3"].direction == "internal"

@@ -36,9 +36,11 @@ from tests.e2e.harness import (
     make_dtmf_pcaps,
 )
 from vvk_pbx.asterisk import local
+from vvk_pbx.asterisk.render import ChrootPaths
 from vvk_pbx.config import Settings, load
 from vvk_pbx.config.model import Overrides
 from vvk_pbx.domain.calendar import Calendar
+from vvk_pbx.storage.cdr import CDR_FILE
 
 
 @dataclass
@@ -155,6 +157,12 @@ async def observer(pbx: Pbx) -> AsyncIterator[Observer]:
 async def controller(pbx_env: PbxEnv, tmp_path: Path) -> AsyncIterator[Controller]:
     """Start `vvk-pbx run` with a shifted clock and (optionally) a short ring cadence."""
     started: list[subprocess.Popen[bytes]] = []
+    # Each test has a database of its own: the CDR lines of earlier tests' calls
+    # (which their controllers logged) must not come into it as fallback calls.
+    cdr = pbx_env.layout.inside(ChrootPaths().log) / "cdr-custom" / CDR_FILE
+    if cdr.exists():
+        cdr.write_text("")
+    await hang_up_everything(pbx_env.pbx)
 
     async def start(
         clock: str,
@@ -207,6 +215,29 @@ async def controller(pbx_env: PbxEnv, tmp_path: Path) -> AsyncIterator[Controlle
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 process.kill()
+
+
+async def hang_up_everything(pbx: Pbx, timeout: float = 10) -> None:
+    """No channel and no bridge left from an earlier test: a restarted controller adopts
+    what talks in a bridge of ours (issue 13), and a SIPp process stopped without a BYE
+    leaves its channel up (no RTP timeout here)."""
+    async with aiohttp.ClientSession(headers=pbx.auth_header()) as session:
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            async with session.get(pbx.rest_url("channels")) as response:
+                channels = await response.json()
+            async with session.get(pbx.rest_url("bridges")) as response:
+                bridges = await response.json()
+            if not channels and not bridges:
+                return
+            for channel in channels:
+                async with session.delete(pbx.rest_url(f"channels/{channel['id']}")):
+                    pass
+            for bridge in bridges:
+                async with session.delete(pbx.rest_url(f"bridges/{bridge['id']}")):
+                    pass
+            assert asyncio.get_running_loop().time() < deadline, f"left over: {channels} {bridges}"
+            await asyncio.sleep(0.2)
 
 
 async def wait_healthy(

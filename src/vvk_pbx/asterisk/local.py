@@ -366,9 +366,19 @@ def up(
     check_ports(settings)
     build_rootfs(layout, log)
     paths = install_config(settings, calendar, layout, now, log)
+    # The CDR file outlives a start: a call the fallback handled before Asterisk
+    # restarted must still reach the call log (issue 13).
+    cdr = layout.inside(paths.log) / "cdr-custom"
+    kept = layout.rootfs_home / "cdr-custom.kept"  # outside the folders emptied below
+    if cdr.is_dir():
+        shutil.rmtree(kept, ignore_errors=True)
+        cdr.rename(kept)
     for directory in paths.runtime_dirs():
         shutil.rmtree(layout.inside(directory), ignore_errors=True)
         layout.inside(directory).mkdir(parents=True)
+    if kept.is_dir():
+        kept.rename(cdr)
+    cdr.mkdir(exist_ok=True)
     layout.inside(paths.recordings).mkdir(parents=True, exist_ok=True)
     # astkeydir: Asterisk logs an error at every start without it.
     layout.inside("/var/lib/asterisk/keys").mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ import re
 import wave
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from vvk_pbx.ari.models import Bridge, Channel, ChannelDestroyed, Dial, Event
@@ -36,6 +36,7 @@ from vvk_pbx.services.calls.registry import playback_ids
 from vvk_pbx.services.clock import Clock
 from vvk_pbx.services.recorder import Recorder
 from vvk_pbx.services.referrals import ReferralService
+from vvk_pbx.storage.cdr import CdrFile, CdrLine
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,8 @@ FLUSH_S = 10
 # How long an adopted call waits for its call-log row at a restart (seconds); then
 # it goes on with a row made from its channel.
 ADOPT_READ_S = 1.0
+# CDR lines older than this are not read into the call log (see import_fallback_calls).
+CDR_MAX_AGE = timedelta(days=7)
 # Our bridges' ids: the caller's and the consultation's (services/calls/executor.py).
 BRIDGE_SUFFIXES = (":bridge", ":consult")
 
@@ -100,8 +103,10 @@ class Reconciliation:
         recorder: Recorder,
         referrals: ReferralService,
         clock: Clock,
+        cdr: CdrFile | None = None,
     ) -> None:
         self.ari = ari
+        self.cdr = cdr  # Asterisk's CDR file: the calls only the fallback handled
         self.app = app
         self.controller = controller
         self.store = store
@@ -314,7 +319,57 @@ class Reconciliation:
         except Exception as exc:  # a database or ARI that fails: the next round
             self.handed_over[:0] = [c for c in handed if c not in self.handed_over]
             log.warning("follow-up of ended calls failed: %s", exc)
+        try:
+            await self.import_fallback_calls()
+        except Exception as exc:  # the lines are read again next round
+            log.warning("the fallback's calls from the CDR not logged yet: %s", exc)
         await self.recover_messages()
+
+    async def import_fallback_calls(self) -> int:
+        """Calls that the dialplan fallback handled while no controller ran (they never
+        reached one), from Asterisk's CDR: one row each, marked as the fallback's, with
+        Asterisk's times and who answered. A call the log has (a controller had it) is
+        left alone, so none is logged twice. Returns how many rows were made; raises
+        ``StorageError`` (the lines are read again next round)."""
+        if self.cdr is None:
+            return 0
+        lines, offset = await asyncio.to_thread(self.cdr.read_new)
+        calls: dict[str, list[CdrLine]] = {}
+        # Lines this old were read before (a file rotated, a new database): their
+        # rows may be gone by retention, and must not come back.
+        oldest = self.clock.real() - CDR_MAX_AGE
+        for line in lines:
+            if line.fallback and line.start >= oldest:
+                calls.setdefault(line.call_id, []).append(line)
+        made = 0
+        policy = self.controller.policy
+        for call_id, parts in calls.items():
+            if await self.store.get_call(call_id) is not None:
+                continue
+            first = min(parts, key=lambda p: p.start)
+            record = self.controller.fallback_record(
+                call_id, first.fallback, first.caller, first.dialed, first.start, first.name
+            )
+            answered = [
+                p for p in parts if p.answer is not None and p.party and p.disposition == "ANSWERED"
+            ]
+            if answered:
+                by = min(answered, key=lambda p: p.answer or p.end)
+                assert by.answer is not None
+                who = endpoint_of(by.party)
+                record = record.answered(by.answer, who, policy.cycle_ms, policy.goal_rings)
+                record = record.note(f"[fallback] answered by {who}")
+            end = max(p.end for p in parts)
+            record = record.note("[fallback] the call ended").ended(end, Outcome.FALLBACK)
+            self.recorder.save(record)
+            made += 1
+        await asyncio.wait_for(self.recorder.flush(), FLUSH_S)
+        self.cdr.commit(offset)
+        if made:
+            log.info(
+                "%d call(s) the fallback handled while no controller ran logged from the CDR", made
+            )
+        return made
 
     def close_orphans(self, live: Iterable[str], records: Iterable[CallRecord]) -> int:
         """End the log rows of calls that ended while no controller followed them (it was

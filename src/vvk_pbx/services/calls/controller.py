@@ -232,6 +232,19 @@ class CallController:
         step = arrive(caller.id, arrived, Context(self.clock.now(), self.policy))
         return step.call.record.note("[resync] its row was lost with the earlier process")
 
+    def fallback_record(
+        self, call_id: str, kind: str, caller: str, dialed: str, at: datetime, name: str
+    ) -> CallRecord:
+        """A row for a call that only the dialplan fallback handled (Asterisk's CDR:
+        ``kind`` is ``inbound`` or ``internal``, ``at`` its start, aware)."""
+        call_kind, _ = _call_kind([kind], dialed)
+        step = arrive(
+            call_id, Arrived(call_kind, caller, dialed, at, name), Context(at, self.policy)
+        )
+        return step.call.record.note(
+            "[fallback] handled by the dialplan while no controller ran (Asterisk's CDR)"
+        )
+
     # ----- handling -------------------------------------------------------------------------
 
     async def handle(self, item: Item) -> None:
