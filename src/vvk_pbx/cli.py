@@ -1137,3 +1137,11 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         sys.exit(130)
+    except BrokenPipeError:
+        # The reader went away (`| head`): no traceback. The work is over (the database
+        # closed with the event loop); exit at once, so that no finaliser (an open
+        # workbook's zip) writes to the closed pipe again and prints one.
+        import os
+
+        sys.stderr.flush()
+        os._exit(1)

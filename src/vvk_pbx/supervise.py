@@ -78,8 +78,17 @@ class Supervisor:
                 self.restarts,
                 delay,
             )
-            if self.stopping.wait(delay):
+            if self._pause(delay):
                 return code
+
+    def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` or until stopped; whether stopped. Slept in steps rather than
+        ``Event.wait(timeout)``, whose deadline is absolute and never comes under a
+        shifted clock (libfaketime in the tests)."""
+        end = time.monotonic() + seconds
+        while not self.stopping.is_set() and time.monotonic() < end:
+            time.sleep(min(0.05, max(0.0, end - time.monotonic())))
+        return self.stopping.is_set()
 
     def _wait(self, child: subprocess.Popen[bytes]) -> int:
         while True:

@@ -74,7 +74,7 @@ async def test_the_transfer_api_checks_then_transfers(rig: Rig) -> None:
         await rig.event(dial("t1:op1", "ANSWER", OPEN + timedelta(seconds=3)))
         for body, error, fields, reason in (
             ("{not json", "invalid_json", [], 'the body must be {"to": "<extension>"'),
-            ("[1]", "invalid_json", [], 'the body must be {"to": "<extension>"'),
+            ("[1]", "invalid_body", [""], 'the body must be {"to": "<extension>"'),
             ('{"to": 1201}', "invalid_body", ["to"], "to: Input should be a valid string"),
             ('{"to": "1201", "when": "now"}', "invalid_body", ["when"], "when: unknown field"),
             ('{"to": "4711"}', "invalid_value", [], "'4711' is not an extension in the directory"),

@@ -8,6 +8,7 @@ from datetime import datetime, time, timedelta
 
 import aiohttp
 
+from tests.conftest import ROOT
 from tests.e2e.conftest import PbxEnv
 from tests.e2e.harness import (
     Event,
@@ -414,3 +415,20 @@ async def test_up_on_a_running_asterisk_gives_a_new_person_a_phone_and_a_name(
     assert "Unable to find object 1104" in endpoint(), "gone again with the person"
     _, sounds = await has("sounds", {"lang": "vvk"})
     assert "name-1104" not in {s["id"] for s in sounds}  # type: ignore[attr-defined]
+
+
+async def test_scripts_call_places_the_readme_call(pbx: Pbx) -> None:
+    """`scripts/call 012319100`, the README's first step after `scripts/run`, is answered
+    (by the dialplan fallback here: no controller runs in this test)."""
+    process = await asyncio.create_subprocess_exec(
+        str(ROOT / "scripts" / "call"),
+        "012319100",
+        "2",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), 60)
+    text = output.decode(errors="replace")
+    assert process.returncode == 0, text
+    assert "call to 012319100: answered" in text, text

@@ -285,8 +285,12 @@ async def _read_body(request: web.Request, model: type[Strict], required: bool) 
         return model.model_validate_json(raw)
     except ValidationError as exc:
         problems = exc.errors(include_url=False)
-        if any(not p["loc"] for p in problems):  # not JSON, or JSON but not an object
+        if any(p["type"] == "json_invalid" for p in problems):
             raise ApiError(422, model.expected, "invalid_json") from None
+        if any(not p["loc"] for p in problems):  # JSON, but not an object
+            raise ApiError(
+                422, model.expected, "invalid_body", [{"field": "", "message": "not an object"}]
+            ) from None
         raise _invalid(model, problems, "invalid_body") from None
 
 

@@ -38,8 +38,9 @@ ErrorId = Literal[
 
 ERROR_IDS: dict[str, str] = {
     "bad_request": "the HTTP request itself is malformed",
-    "invalid_json": "the body is not a JSON object",
-    "invalid_body": "a field of the body is missing, of the wrong type or unknown (see fields)",
+    "invalid_json": "the body is not JSON",
+    "invalid_body": "the body is not an object, or a field of it is missing, of the wrong "
+    "type or unknown (see fields)",
     "invalid_query": "a query parameter is malformed or unknown (see fields)",
     "invalid_value": "a well-formed value the rules refuse: an unknown reason code, an end "
     "in the past, an unknown extension in a body (see fields)",

@@ -21,6 +21,8 @@ from __future__ import annotations
 import csv
 import json
 import re
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
@@ -409,7 +411,13 @@ async def _xlsx(
             sheet.append(cells)
         rows += len(page)
         progress(rows)
-    book.save(out)
+    # Saved to a file of its own, then copied: a reader that goes away (`| head`)
+    # breaks the copy, never the zip openpyxl is writing (which would complain again
+    # when collected).
+    with tempfile.TemporaryFile() as spool:
+        book.save(spool)
+        spool.seek(0)
+        shutil.copyfileobj(spool, out, 1 << 20)
     return rows
 
 
