@@ -41,6 +41,19 @@ def left_bridge(channel_id: str) -> Any:
     return match
 
 
+def in_fallback(channel_id: str) -> Any:
+    """The caller's channel entering the inbound fallback (its first NoOp)."""
+
+    def match(event: dict[str, Any]) -> bool:
+        return (
+            dialplan_app(event, "NoOp")
+            and event["channel"]["id"] == channel_id
+            and event["channel"]["dialplan"]["context"] == "vvk-fallback-inbound"
+        )
+
+    return match
+
+
 async def our_bridges(observer: Observer) -> dict[str, list[str]]:
     """The bridges of ours Asterisk has: ``<call>:bridge`` and ``<call>:consult``."""
     listed = await observer.rest("GET", "bridges")
@@ -86,11 +99,7 @@ async def test_a_killed_controller_keeps_talking_calls_connected(
 
         # The waiting caller goes to the fallback; the talking ones stay as they are.
         await observer.wait_for(
-            lambda e: (
-                dialplan_app(e, "NoOp")
-                and e["channel"]["id"] == waiting
-                and e["channel"]["dialplan"]["context"] == "vvk-fallback-inbound"
-            ),
+            in_fallback(waiting),
             10,
             "the waiting caller handed to the fallback",
         )
@@ -165,11 +174,7 @@ async def test_the_supervisor_restarts_a_killed_controller_before_a_waiting_call
         os.kill(first, signal.SIGKILL)
         killed = datetime.now(UTC)
         handed = await observer.wait_for(
-            lambda e: (
-                dialplan_app(e, "NoOp")
-                and e["channel"]["id"] == waiting
-                and e["channel"]["dialplan"]["context"] == "vvk-fallback-inbound"
-            ),
+            in_fallback(waiting),
             10,
             "the waiting caller in the fallback",
         )

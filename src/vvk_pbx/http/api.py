@@ -319,18 +319,19 @@ def _invalid(
 
 def _body(request: web.Request, model: type[M]) -> M:
     """The validated body of this request's route; ``model`` must be the route's."""
-    body = request[BODY]
-    if not isinstance(body, model):
-        raise TypeError(f"the route validates {type(body).__name__}, not {model.__name__}")
-    return body
+    return _parsed(request, BODY, model)
 
 
 def _query(request: web.Request, model: type[M]) -> M:
     """The validated query string of this request's route; ``model`` must be the route's."""
-    query = request[QUERY]
-    if not isinstance(query, model):
-        raise TypeError(f"the route validates {type(query).__name__}, not {model.__name__}")
-    return query
+    return _parsed(request, QUERY, model)
+
+
+def _parsed(request: web.Request, key: web.RequestKey[BaseModel], model: type[M]) -> M:
+    found = request[key]
+    if not isinstance(found, model):
+        raise TypeError(f"the route validates {type(found).__name__}, not {model.__name__}")
+    return found
 
 
 def _hours_at(request: web.Request) -> datetime:

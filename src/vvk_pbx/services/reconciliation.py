@@ -30,7 +30,7 @@ from vvk_pbx.domain.callflow.call import FALLBACK_FEATURE, FALLBACK_INBOUND, FAL
 from vvk_pbx.domain.callflow.events import CallerGone, LegGone
 from vvk_pbx.domain.calls import CallRecord, Leg, Outcome
 from vvk_pbx.domain.voicemail import Message
-from vvk_pbx.services.calls.controller import CallController, endpoint_of
+from vvk_pbx.services.calls.controller import CallController, endpoint_of, stasis_args
 from vvk_pbx.services.calls.executor import quietly
 from vvk_pbx.services.calls.registry import playback_ids
 from vvk_pbx.services.clock import Clock
@@ -145,7 +145,7 @@ class Reconciliation:
             caller = by_id.get(call_id)
             if call_id == bridge.id or caller is None or call_id not in bridge.channels:
                 continue
-            args = self._args(caller)
+            args = stasis_args(caller, self.app)
             if args is None or args[:1] == ["leg"] or caller.state != "Up":
                 continue
             if self.controller.registry.line(call_id) is not None:
@@ -204,14 +204,6 @@ class Reconciliation:
             log.info("resync: %d bridge(s) left by an earlier process destroyed", len(stale))
         return len(stale)
 
-    def _args(self, channel: Channel) -> list[str] | None:
-        """The Stasis() arguments of a channel in our app, or None for another's."""
-        dialplan = channel.raw.get("dialplan") or {}
-        data = str(dialplan.get("app_data", ""))
-        if dialplan.get("app_name") != "Stasis" or not data.startswith(f"{self.app},"):
-            return None
-        return data.split(",")[1:]
-
     def reap(self, live: set[str]) -> int:
         """Calls and legs this process follows whose channels are gone: their StasisEnd or
         ChannelDestroyed was lost with the socket. Each call gets the event it missed,
@@ -238,7 +230,7 @@ class Reconciliation:
         hours; a leg is hung up."""
         registry = self.controller.registry
         for channel in channels:
-            args = self._args(channel)
+            args = stasis_args(channel, self.app)
             if args is None or registry.line_of(channel.id) is not None:
                 continue
             if args[:1] == ["leg"]:
@@ -363,7 +355,8 @@ class Reconciliation:
             record = record.note("[fallback] the call ended").ended(end, Outcome.FALLBACK)
             self.recorder.save(record)
             made += 1
-        await asyncio.wait_for(self.recorder.flush(), FLUSH_S)
+        if made:  # the offset moves once the rows are written, not before
+            await asyncio.wait_for(self.recorder.flush(), FLUSH_S)
         self.cdr.commit(offset)
         if made:
             log.info(

@@ -192,18 +192,14 @@ class CallController:
         ``bridge``. ``record`` and ``legs`` are what the call log has (None and empty
         when it could not be read); the call goes on as if this process had made it,
         and an operator on it is busy in the queue."""
-        kind, dialed = _kind_and_dialed(caller)
-        created = _created(caller) or self.clock.real()
-        arrived = Arrived(
-            kind, caller.caller_number or caller.name, dialed, created, caller.caller_name
-        )
+        arrived = self._arrival(caller)
         known = {one.id: one for one in legs}
         leg_record = known.get(leg.id) or Leg(
             leg.id,
             caller.id,
             leg.name.rsplit("-", 1)[0],
             _purpose(leg.id),
-            _created(leg) or created,
+            _created(leg) or arrived.at,
         )
         who = _who(leg_record.endpoint)
         made = max((_number(one) for one in (*known, leg.id)), default=0)
@@ -224,13 +220,17 @@ class CallController:
         """A row for a call that an earlier process had and never wrote (it was killed
         before its writer flushed), made from the caller's channel: who, what was
         dialled, when the channel was created, and the route that arrival takes."""
-        kind, dialed = _kind_and_dialed(caller)
+        step = arrive(caller.id, self._arrival(caller), Context(self.clock.now(), self.policy))
+        return step.call.record.note("[resync] its row was lost with the earlier process")
+
+    def _arrival(self, caller: Channel) -> Arrived:
+        """A caller's arrival as ``GET /channels`` lists its channel: the dialplan's
+        Stasis() arguments, its caller id, and its creation time (Asterisk's, A1)."""
+        kind, dialed = _call_kind(stasis_args(caller) or [], caller.exten)
         created = _created(caller) or self.clock.real()
-        arrived = Arrived(
+        return Arrived(
             kind, caller.caller_number or caller.name, dialed, created, caller.caller_name
         )
-        step = arrive(caller.id, arrived, Context(self.clock.now(), self.policy))
-        return step.call.record.note("[resync] its row was lost with the earlier process")
 
     def fallback_record(
         self, call_id: str, kind: str, caller: str, dialed: str, at: datetime, name: str
@@ -393,11 +393,16 @@ def _call_kind(args: Sequence[str], exten: str) -> tuple[CallKind, str]:
     return kind, args[1] if len(args) > 1 else exten
 
 
-def _kind_and_dialed(channel: Channel) -> tuple[CallKind, str]:
-    """``_call_kind`` of a channel listed by ``GET /channels`` (its ``app_data``)."""
+def stasis_args(channel: Channel, app: str | None = None) -> list[str] | None:
+    """The Stasis() arguments of a channel listed by ``GET /channels`` (its
+    ``app_data``, after the app's name), or None when it is in no Stasis app, or in
+    another than ``app`` when given."""
     dialplan = channel.raw.get("dialplan") or {}
-    args = str(dialplan.get("app_data", "")).split(",")[1:]
-    return _call_kind(args, channel.exten)
+    data = str(dialplan.get("app_data", ""))
+    name, _, args = data.partition(",")
+    if dialplan.get("app_name") != "Stasis" or (app is not None and name != app):
+        return None
+    return args.split(",") if args else []
 
 
 def _created(channel: Channel) -> datetime | None:
